@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# scripts/test.sh — runs every test of ig_identity on this machine.
+#
+#   scripts/test.sh              all suites
+#   scripts/test.sh unit regress only the named suites
+#
+# Suites: unit (GoogleTest via ctest), mock (the Graph API mock's own tests),
+# fuzz (each parser's libFuzzer target, a short bounded run), regress
+# (pg_regress), isolation (pg_isolation_regress), tap (prove, worker tests).
+# Installs missing Debian packages, builds, installs the extension, then runs
+# PostgreSQL as the unprivileged postgres user in throwaway clusters with the
+# local Graph API mock; nothing here touches the network beyond loopback.
+# The last line is "N passed, N failed".
+set -u
+source "$(dirname "$0")/lib.sh"
+
+ALL_SUITES=(unit mock fuzz regress isolation tap)
+SUITES=("$@")
+[ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL_SUITES[@]}")
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+
+ensure_deps
+build_extension
+
+WORK=$(make_workdir)
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+trap 'stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
+
+# The postgres user cannot read a clone under root's private temp dirs:
+# give the suites that run as postgres their own readable copy.
+SRC=$WORK/src
+mkdir -p "$SRC"
+cp -a "$IGID_ROOT"/{sql,expected,test} "$SRC"/ 2>/dev/null
+chown -R "$PG_USER" "$WORK"
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+
+# record SUITE PASSED FAILED LOG: adds a suite's figures; shows its log on failure.
+record() {
+    local suite=$1 passed=$2 failed=$3 logf=$4
+    TOTAL_PASSED=$((TOTAL_PASSED + passed))
+    TOTAL_FAILED=$((TOTAL_FAILED + failed))
+    SUMMARY+=("$(printf '%-10s %5d passed, %d failed' "$suite" "$passed" "$failed")")
+    if [ "$failed" -ne 0 ]; then
+        echo "---- $suite failed; last lines of $logf ----"
+        tail -n 60 "$logf"
+    fi
+}
+
+# last_counts LOG: reads "N passed, N failed" from the end of a log.
+last_counts() {
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+    [ -n "$line" ] || { echo "0 1"; return; }
+    echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
+}
+
+suite_unit() {
+    local logf=$LOGS/unit.log
+    log "unit: GoogleTest (ctest)"
+    {
+        cmake -S "$IGID_ROOT" -B "$IGID_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+        cmake --build "$IGID_ROOT/build" -j2 &&
+        ctest --test-dir "$IGID_ROOT/build" --output-on-failure -j2
+    } >"$logf" 2>&1
+    local rc=$? line total failed
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$logf" | tail -n 1)
+    if [ -n "$line" ]; then
+        failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
+        total=$(echo "$line" | sed -E 's/.* tests failed out of ([0-9]+).*/\1/')
+        [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+        record unit $((total - failed)) "$failed" "$logf"
+    else
+        record unit 0 1 "$logf"
+    fi
+    grep -E 'tests passed|Total Test time' "$logf"
+}
+
+suite_mock() {
+    local logf=$LOGS/mock.log
+    [ -f "$IGID_ROOT/test/mock_graph/test_mock_graph.py" ] || return 0
+    log "mock: Graph API mock self-tests"
+    "$PYTHON" "$IGID_ROOT/test/mock_graph/test_mock_graph.py" >"$logf" 2>&1
+    local rc=$?
+    read -r p f < <(last_counts "$logf")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record mock "$p" "$f" "$logf"
+    tail -n 1 "$logf"
+}
+
+suite_fuzz() {
+    local logf=$LOGS/fuzz.log
+    [ -x "$IGID_ROOT/test/fuzz/run.sh" ] || return 0
+    log "fuzz: each parser for ${FUZZ_SECONDS}s"
+    "$IGID_ROOT/test/fuzz/run.sh" "$FUZZ_SECONDS" >"$logf" 2>&1
+    local rc=$?
+    read -r p f < <(last_counts "$logf")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record fuzz "$p" "$f" "$logf"
+    tail -n 1 "$logf"
+}
+
+# pg_regress/pg_isolation_regress against a private temp instance that
+# preloads the library and points it at a fresh mock.
+run_pg_regress() {
+    local suite=$1 runner=$2 schedule=$3 logf=$LOGS/$1.log
+    local out=$WORK/$suite
+    mkdir -p "$out/mock"
+    start_mock "$out/mock"
+    write_pg_conf "$out/pg_test.conf" contrib_regression
+    echo "ig_identity.enabled = off" >>"$out/pg_test.conf"
+    chown -R "$PG_USER" "$out"
+    (cd "$SRC" && as_pg env IGID_MOCK_PORT="$MOCK_PORT" IGID_SRC="$SRC" \
+        "$runner" --temp-instance="$out/tmp_check" --temp-config="$out/pg_test.conf" \
+        --inputdir=. --outputdir="$out" --bindir="$PGBIN" --dbname=contrib_regression \
+        --port="$(free_port)" --schedule="$schedule") >"$logf" 2>&1
+    local rc=$?
+    stop_mock
+    [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs" >>"$logf"
+    local total failed
+    if grep -qE 'All [0-9]+ tests passed' "$logf"; then
+        total=$(grep -oE 'All [0-9]+ tests passed' "$logf" | grep -oE '[0-9]+')
+        failed=0
+    elif grep -qE '[0-9]+ of [0-9]+ tests failed' "$logf"; then
+        failed=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$logf" | sed -E 's/ of.*//')
+        total=$(grep -oE '[0-9]+ of [0-9]+ tests failed' "$logf" | sed -E 's/.* of ([0-9]+).*/\1/')
+    else
+        total=1; failed=1
+    fi
+    [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+    record "$suite" $((total - failed)) "$failed" "$logf"
+    grep -E 'tests passed|tests failed' "$logf" | tail -n 1
+}
+
+suite_regress() {
+    [ -f "$SRC/test/regress_schedule" ] || return 0
+    log "regress: pg_regress"
+    run_pg_regress regress "$PGXS_DIR/src/test/regress/pg_regress" "$SRC/test/regress_schedule"
+}
+
+suite_isolation() {
+    [ -f "$SRC/test/isolation/schedule" ] || return 0
+    log "isolation: pg_isolation_regress"
+    (cd "$SRC/test/isolation" && run_pg_regress isolation \
+        "$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$SRC/test/isolation/schedule")
+}
+
+suite_tap() {
+    local logf=$LOGS/tap.log
+    compgen -G "$SRC/test/t/*.pl" >/dev/null || return 0
+    log "tap: worker tests (prove)"
+    (cd "$SRC" && as_pg env PERL5LIB="$PGXS_DIR/src/test/perl" IGID_SRC="$SRC" \
+        PYTHON="$PYTHON" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+        prove -v test/t/) >"$logf" 2>&1
+    local rc=$? tests failed
+    tests=$(grep -oE 'Tests=[0-9]+' "$logf" | tail -n 1 | grep -oE '[0-9]+')
+    failed=$(grep -cE '^not ok' "$logf")
+    [ -n "$tests" ] || { tests=1; failed=1; }
+    [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+    record tap $((tests - failed)) "$failed" "$logf"
+    grep -E '^Result:' "$logf"
+}
+
+for s in "${SUITES[@]}"; do
+    case "$s" in
+        unit|mock|fuzz|regress|isolation|tap) "suite_$s" ;;
+        *) die "unknown suite '$s' (known: ${ALL_SUITES[*]})" ;;
+    esac
+done
+
+echo
+echo "Summary:"
+printf '  %s\n' "${SUMMARY[@]}"
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ]

@@ -1,0 +1,19 @@
+/*
+ * init.cpp — the module's entry point: _PG_init only asks each subsystem to
+ * set itself up.
+ */
+#include "pg/boundary.h"
+#include "pg/settings.h"
+
+extern "C" {
+#include "miscadmin.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+void _PG_init(void)
+{
+    igid::pg::define_settings();
+}

@@ -1,0 +1,95 @@
+/*
+ * settings.cpp — defines the ig_identity.* GUCs with defaults suited to
+ * production use against Meta's Graph API.
+ */
+#include "pg/boundary.h"
+#include "pg/settings.h"
+
+extern "C" {
+#include "utils/guc.h"
+}
+
+#include <cstring>
+
+namespace igid::pg {
+
+Settings settings = {};
+
+/*
+ * ig_identity.graph_api_url decides where access tokens are sent, so it is
+ * superuser-only and must be an https URL, or http to a loopback address
+ * (tests, local proxies).
+ */
+static bool check_graph_api_url(char **newval, void **extra, GucSource source)
+{
+    const char *v = *newval;
+    if (v == nullptr || v[0] == '\0')
+        return true;
+    if (strncmp(v, "https://", 8) == 0)
+        return strlen(v) > 8;
+    if (strncmp(v, "http://", 7) == 0) {
+        const char *host = v + 7;
+        static const char *const loopback[] = {"127.", "localhost:", "localhost/", "[::1]"};
+        for (const char *prefix : loopback)
+            if (strncmp(host, prefix, strlen(prefix)) == 0)
+                return true;
+        if (strcmp(host, "localhost") == 0)
+            return true;
+        GUC_check_errdetail("Plain http is allowed only to a loopback address.");
+        return false;
+    }
+    GUC_check_errdetail("The URL must start with https:// (or http:// to a loopback address).");
+    return false;
+}
+
+void define_settings()
+{
+    DefineCustomBoolVariable("ig_identity.enabled",
+                             "Whether the background worker refreshes identities.", nullptr,
+                             &settings.enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+
+    DefineCustomStringVariable("ig_identity.database",
+                               "Database the ig_identity background worker connects to.", nullptr,
+                               &settings.database, "postgres", PGC_POSTMASTER, 0, nullptr,
+                               nullptr, nullptr);
+
+    DefineCustomStringVariable(
+        "ig_identity.graph_api_url",
+        "Base URL for every Graph API call (empty: each account's own host).",
+        "Empty means https://<api_host>/v21.0 per account. Access tokens are sent here.",
+        &settings.graph_api_url, "", PGC_SUSET, 0, check_graph_api_url, nullptr, nullptr);
+
+    DefineCustomIntVariable("ig_identity.refresh_interval",
+                            "How often the worker looks for stale identities.", nullptr,
+                            &settings.refresh_interval_s, 300, 1, 86400 * 7, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable("ig_identity.stale_after",
+                            "Age after which a cached identity is fetched again.",
+                            "Profile picture URLs expire within days.",
+                            &settings.stale_after_s, 86400, 60, 86400 * 365, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable("ig_identity.max_concurrency",
+                            "Graph API transfers in flight at once.", nullptr,
+                            &settings.max_concurrency, 8, 1, 256, PGC_SUSET, 0, nullptr,
+                            nullptr, nullptr);
+
+    DefineCustomRealVariable("ig_identity.requests_per_second",
+                             "Graph API requests per second per account (0: no limit).", nullptr,
+                             &settings.requests_per_second, 2.0, 0.0, 10000.0, PGC_SUSET, 0,
+                             nullptr, nullptr, nullptr);
+
+    DefineCustomIntVariable("ig_identity.http_timeout",
+                            "Total time allowed for one Graph API request.", nullptr,
+                            &settings.http_timeout_ms, 10000, 100, 300000, PGC_SUSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+#if PG_VERSION_NUM >= 150000
+    MarkGUCPrefixReserved("ig_identity");
+#else
+    EmitWarningsOnPlaceholders("ig_identity");
+#endif
+}
+
+} // namespace igid::pg
