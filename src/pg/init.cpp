@@ -4,6 +4,7 @@
  */
 #include "pg/boundary.h"
 #include "pg/settings.h"
+#include "pg/worker.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -16,4 +17,5 @@ void _PG_init(void);
 void _PG_init(void)
 {
     igid::pg::define_settings();
+    igid::pg::init_worker();
 }

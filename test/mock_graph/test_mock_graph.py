@@ -350,13 +350,14 @@ class FaultTests(MockCase):
                                  TOKEN_A, timeout=timeout)
 
     def test_latency(self):
-        self.mock.fault({"type": "latency", "ms": 500}, count=1)
+        # Margins are wide so a loaded 2-core CI machine cannot flake this.
+        self.mock.fault({"type": "latency", "ms": 1500}, count=1)
         t0 = time.monotonic()
         self.assertEqual(self.profile()[0], 200)
-        self.assertGreaterEqual(time.monotonic() - t0, 0.49)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.49)
         t0 = time.monotonic()
         self.profile()  # the fault was consumed
-        self.assertLess(time.monotonic() - t0, 0.4)
+        self.assertLess(time.monotonic() - t0, 1.2)
 
     def test_graph_error(self):
         self.mock.fault({"type": "graph_error", "code": 190, "subcode": 463}, count=2)
@@ -408,7 +409,7 @@ class FaultTests(MockCase):
     def test_slow_drip(self):
         self.mock.fault({"type": "slow_drip", "bytes_per_second": 100, "total_bytes": 120},
                         count=1)
-        conn = http.client.HTTPConnection("127.0.0.1", self.mock.port, timeout=0.5)
+        conn = http.client.HTTPConnection("127.0.0.1", self.mock.port, timeout=2)
         t0 = time.monotonic()
         conn.request("GET", "/v21.0/%s?fields=username" % JANE,
                      headers={"Authorization": "Bearer " + TOKEN_A})
@@ -417,7 +418,7 @@ class FaultTests(MockCase):
         body = resp.read()  # each byte arrives well within the per-read timeout
         total = time.monotonic() - t0
         conn.close()
-        self.assertLess(first, 0.5)
+        self.assertLess(first, 1.0)
         self.assertGreaterEqual(total, 1.0)  # ...but a 1 s total deadline trips
         self.assertEqual(len(body), 120)
         self.assertEqual(json.loads(body)["username"], "jane.doe")
@@ -573,7 +574,7 @@ class CounterTests(MockCase):
         elapsed = time.monotonic() - t0
         self.assertEqual(results, [200] * 16)
         self.assertGreaterEqual(self.mock.stats()["max_in_flight"], 16)
-        self.assertLess(elapsed, 1.5)
+        self.assertLess(elapsed, 3.0)  # one after another would take 4.8 s
 
 
 class PagingTests(MockCase):
