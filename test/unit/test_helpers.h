@@ -1,0 +1,82 @@
+// test_helpers.h — small helpers shared by the tests that talk to the mock.
+#pragma once
+
+#include "core/graph_client.h"
+#include "core/http.h"
+#include "core/json.h"
+#include "mock_graph_process.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace igid::test {
+
+inline GraphAccount mock_account(const MockGraphProcess &mock, const char *id, const char *token,
+                                 ApiHost host = ApiHost::facebook) {
+    GraphAccount a;
+    a.account_id = id;
+    a.token = token;
+    a.host = host;
+    a.base_url = graph_base_url(mock.base_url(), host);
+    return a;
+}
+
+// Steps the driver until it is idle (or the deadline passes).
+inline std::vector<HttpResponse> drain(HttpDriver &driver, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+    std::vector<HttpResponse> all;
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!driver.idle() && std::chrono::steady_clock::now() < deadline)
+        for (HttpResponse &r : driver.step(100))
+            all.push_back(std::move(r));
+    return all;
+}
+
+struct LoggedRequest {
+    double t = 0, end = 0;
+    std::string path, account, endpoint;
+    long status = 0;
+};
+
+inline std::vector<LoggedRequest> logged_requests(const json_t *stats) {
+    std::vector<LoggedRequest> out;
+    const json_t *reqs = json_get_array(stats, "requests");
+    std::size_t i;
+    json_t *r;
+    json_array_foreach(reqs, i, r) {
+        LoggedRequest l;
+        l.t = json_get_number(r, "t").value_or(0);
+        l.end = json_get_number(r, "end").value_or(0);
+        l.path = json_get_string(r, "path").value_or("");
+        l.account = json_get_string(r, "account").value_or("");
+        l.endpoint = json_get_string(r, "endpoint").value_or("");
+        l.status = static_cast<long>(json_get_int(r, "status").value_or(0));
+        out.push_back(std::move(l));
+    }
+    return out;
+}
+
+// The most requests of one account that were being served at the same time.
+inline int max_overlap(const std::vector<LoggedRequest> &reqs, const std::string &account) {
+    std::vector<std::pair<double, int>> events;
+    for (const auto &r : reqs)
+        if (r.account == account) {
+            events.emplace_back(r.t, 1);
+            events.emplace_back(r.end, -1);
+        }
+    std::sort(events.begin(), events.end());
+    int cur = 0, best = 0;
+    for (auto &e : events)
+        best = std::max(best, cur += e.second);
+    return best;
+}
+
+inline long long stat_count(const json_t *stats, const char *group, const std::string &key) {
+    return json_get_int(json_get_object(stats, group), key.c_str()).value_or(0);
+}
+
+} // namespace igid::test
