@@ -1,0 +1,96 @@
+/*
+ * accounts.cpp — reading connected accounts and recording what fetches
+ * learned about them.  Tokens and account state live in the extension's
+ * private schema, so these statements run as the extension's owner.
+ */
+#include "pg/privilege.h"
+#include "pg/refresh.h"
+
+extern "C" {
+#include "utils/errcodes.h"
+}
+
+#include <ctime>
+
+namespace igid::pg {
+
+/* Reads credentials for a location and/or one account. */
+static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id)
+{
+    AsExtensionOwner owner;
+    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token"
+                          "  FROM ig_identity.account_credentials($1, $2)",
+                          {text_param(location_id), text_param(ig_account_id)}, true);
+    std::vector<AccountCreds> out;
+    for (auto &r : rows)
+        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or("")});
+    return out;
+}
+
+std::vector<AccountCreds> location_accounts(const std::string &location_id)
+{
+    auto accounts = read_credentials(location_id, std::nullopt);
+    if (accounts.empty())
+        throw Error(ERRCODE_UNDEFINED_OBJECT,
+                    "no Instagram account is connected for location \"" + location_id + "\"",
+                    "ig_identity has no account whose location_id is that value.",
+                    "Connect one with ig_connect_account(location_id, ig_account_id, self_igsid, "
+                    "access_token, api_host).");
+    return accounts;
+}
+
+std::optional<AccountCreds> account_by_id(const std::string &ig_account_id)
+{
+    auto accounts = read_credentials(std::nullopt, ig_account_id);
+    if (accounts.empty())
+        return std::nullopt;
+    return accounts.front();
+}
+
+void require_account_usable(const std::string &ig_account_id)
+{
+    AsExtensionOwner owner;
+    auto rows = spi_query("SELECT status, paused_until > now(), to_char(paused_until, 'YYYY-MM-DD HH24:MI:SS TZ')"
+                          "  FROM ig_identity.accounts WHERE ig_account_id = $1",
+                          {text_param(ig_account_id)}, true);
+    if (rows.empty())
+        throw Error(ERRCODE_UNDEFINED_OBJECT,
+                    "Instagram account \"" + ig_account_id + "\" is not connected", "",
+                    "Connect it with ig_connect_account(location_id, ig_account_id, self_igsid, "
+                    "access_token, api_host).");
+    const std::string status = rows[0][0].value_or("");
+    if (status == "reauth_required")
+        throw Error(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+                    "Instagram account \"" + ig_account_id + "\" needs to be reconnected",
+                    "The Graph API rejected its access token (expired, revoked or invalid).",
+                    "Call ig_connect_account with a new access token.");
+    if (status == "permission_error")
+        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "Instagram account \"" + ig_account_id + "\" lacks a permission the Graph API requires",
+                    "The Graph API answered with a permission or configuration error.",
+                    "Grant the app instagram_manage_messages (or instagram_business_manage_messages) "
+                    "and reconnect the account with ig_connect_account.");
+    if (rows[0][1].value_or("f") == "t")
+        throw Error(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                    "Instagram account \"" + ig_account_id + "\" is paused by rate limiting",
+                    "The Graph API throttled it; calls resume at " + rows[0][2].value_or("?") + ".",
+                    "Wait until then; the background worker resumes on its own.");
+}
+
+void apply_account_events(const std::vector<AccountEvent> &events)
+{
+    AsExtensionOwner owner;
+    for (const auto &e : events) {
+        std::optional<double> paused = e.paused_until;
+        spi_exec("SELECT ig_identity.record_account_event($1, $2, to_timestamp($3::float8), $4, $5,"
+                 " $6::jsonb, $7)",
+                 {text_param(e.ig_account_id), text_param(e.status),
+                  text_param(paused ? Text(std::to_string(*paused)) : std::nullopt),
+                  int4_param(e.error_code),
+                  text_param(e.error_message.empty() ? Text() : Text(e.error_message)),
+                  text_param(e.usage_json.empty() ? Text() : Text(e.usage_json)),
+                  bool_param(e.had_success)});
+    }
+}
+
+} // namespace igid::pg

@@ -1,0 +1,88 @@
+/*
+ * apply.cpp — writes fetch outcomes to the tables, in batches, through the
+ * one merge path ig_identity.upsert_identities (a failed fetch never
+ * overwrites good values), then settles the refresh queue.
+ */
+#include "pg/privilege.h"
+#include "pg/refresh.h"
+
+#include <ctime>
+#include <map>
+
+namespace igid::pg {
+
+namespace {
+
+/* Seconds a person stays marked unavailable before we look again. */
+constexpr double kUnavailableRetryS = 7 * 86400.0;
+
+/* The cache status written for each outcome kind. */
+const char *status_of(FetchOutcome::Kind k)
+{
+    switch (k) {
+    case FetchOutcome::Kind::ok: return "ok";
+    case FetchOutcome::Kind::consent_required: return "consent_required";
+    case FetchOutcome::Kind::unavailable: return "unavailable";
+    default: return "error";
+    }
+}
+
+/* Column arrays for one account's share of a batch. */
+struct Columns {
+    std::vector<Text> ids, usernames, names, pics, statuses;
+    std::vector<std::optional<int>> codes;
+    std::vector<std::optional<double>> next_fetch;
+    std::vector<Text> queue_ids;                 /* queue rows to settle */
+    std::vector<std::optional<double>> queue_next; /* NULL = remove */
+};
+
+} // namespace
+
+void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
+{
+    const double now = (double) time(nullptr);
+    std::map<std::string, Columns> by_account;
+    for (const auto &o : outcomes) {
+        Columns &c = by_account[o.ig_account_id];
+        if (o.kind == FetchOutcome::Kind::not_attempted) {
+            /* the account stopped or paused: nothing known about the person;
+             * a queued row waits for the account, not for the person */
+            c.queue_ids.emplace_back(o.ig_user_id);
+            c.queue_next.emplace_back(o.next_try_at.value_or(now + 60));
+            continue;
+        }
+        std::optional<double> next;
+        if (o.kind == FetchOutcome::Kind::unavailable)
+            next = now + kUnavailableRetryS;
+        else if (o.kind == FetchOutcome::Kind::retry_later)
+            next = o.next_try_at;
+        c.ids.emplace_back(o.ig_user_id);
+        c.usernames.push_back(o.kind == FetchOutcome::Kind::ok ? o.username : std::nullopt);
+        c.names.push_back(o.kind == FetchOutcome::Kind::ok ? o.name : std::nullopt);
+        c.pics.push_back(o.kind == FetchOutcome::Kind::ok ? o.profile_pic : std::nullopt);
+        c.statuses.emplace_back(status_of(o.kind));
+        c.codes.push_back(o.error_code);
+        c.next_fetch.push_back(next);
+        c.queue_ids.emplace_back(o.ig_user_id);
+        /* retry_later waits in the queue; everything else leaves it (consent
+         * is retried on a new inbound message, unavailable by next_fetch_at) */
+        c.queue_next.push_back(o.kind == FetchOutcome::Kind::retry_later ? next : std::nullopt);
+    }
+
+    for (auto &[account, c] : by_account) {
+        if (!c.ids.empty())
+            spi_exec("SELECT ig_identity.upsert_identities($1, $2, $3, $4, $5, $6, $7, $8)",
+                     {text_param(account), text_array_param(c.ids), text_array_param(c.usernames),
+                      text_array_param(c.names), text_array_param(c.pics),
+                      text_array_param(c.statuses), int4_array_param(c.codes),
+                      timestamptz_array_param(c.next_fetch)});
+        if (!c.queue_ids.empty()) {
+            AsExtensionOwner owner;
+            spi_exec("SELECT ig_identity.settle_queue($1, $2, $3)",
+                     {text_param(account), text_array_param(c.queue_ids),
+                      timestamptz_array_param(c.queue_next)});
+        }
+    }
+}
+
+} // namespace igid::pg

@@ -1,0 +1,241 @@
+/*
+ * refresh.cpp — drives the core ProfileFetcher from PostgreSQL: settings in,
+ * outcomes out, in the tables' terms (see refresh.h).  No PostgreSQL call is
+ * made here except through the caller's progress and sink callbacks.
+ */
+#include "pg/refresh.h"
+#include "pg/settings.h"
+
+#include "pg/json_build.h"
+
+#include "core/graph_client.h"
+#include "core/profile_fetcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <map>
+
+namespace igid::pg {
+
+namespace {
+
+/* How long a person waits after transient failures used up their attempts. */
+constexpr double kRetryLaterS = 15 * 60.0;
+
+/* A steady-clock instant as seconds since the Unix epoch. */
+double to_epoch(TimePoint t)
+{
+    using namespace std::chrono;
+    const auto delta = duration_cast<duration<double>>(t - steady_clock::now()).count();
+    return (double) time(nullptr) + delta;
+}
+
+std::string usage_json(const Usage &u)
+{
+    if (!u.known() && !u.regain_minutes)
+        return {};
+    auto num = [](const std::optional<double> &v) {
+        char buf[32];
+        if (!v)
+            return std::string("null");
+        snprintf(buf, sizeof buf, "%.1f", *v);
+        return std::string(buf);
+    };
+    return "{\"app_percent\":" + num(u.app_percent) + ",\"business_percent\":" +
+           num(u.business_percent) + ",\"regain_minutes\":" + num(u.regain_minutes) + "}";
+}
+
+/* The error text shown to users: the Graph message, else what the transport saw. */
+std::string error_text(const ProfileOutcome &o)
+{
+    if (o.error && !o.error->message.empty())
+        return o.error->message;
+    if (!o.detail.empty())
+        return o.detail;
+    if (o.transport != TransportError::none)
+        return std::string(transport_error_name(o.transport));
+    return std::string(action_name(o.action.kind));
+}
+
+FetchOutcome convert(const ProfileOutcome &o)
+{
+    FetchOutcome f;
+    f.ig_account_id = o.account_id;
+    f.ig_user_id = o.igsid;
+    if (o.error)
+        f.error_code = (int) o.error->code;
+    else if (o.http_status >= 400)
+        f.error_code = (int) o.http_status;
+    if (o.action.kind != ActionKind::ok)
+        f.error_message = error_text(o);
+
+    if (!o.attempted) {
+        f.kind = FetchOutcome::Kind::not_attempted;
+        if (o.paused_until)
+            f.next_try_at = to_epoch(*o.paused_until);
+        return f;
+    }
+    switch (o.action.kind) {
+    case ActionKind::ok:
+        f.kind = FetchOutcome::Kind::ok;
+        if (o.profile) {
+            f.username = o.profile->username;
+            f.name = o.profile->name;
+            f.profile_pic = o.profile->profile_pic;
+        }
+        break;
+    case ActionKind::consent_required:
+        f.kind = FetchOutcome::Kind::consent_required;
+        break;
+    case ActionKind::unavailable:
+    case ActionKind::field_not_permitted:
+        f.kind = FetchOutcome::Kind::unavailable;
+        break;
+    case ActionKind::permanent:
+        f.kind = FetchOutcome::Kind::permanent;
+        break;
+    case ActionKind::retry:
+    case ActionKind::no_information:
+        f.kind = FetchOutcome::Kind::retry_later;
+        f.next_try_at = (double) time(nullptr) + kRetryLaterS;
+        break;
+    default:
+        /* the account was stopped or paused by this very answer: nothing is
+         * learned about the person, who waits for the account */
+        f.kind = FetchOutcome::Kind::not_attempted;
+        if (o.paused_until)
+            f.next_try_at = to_epoch(*o.paused_until);
+        break;
+    }
+    return f;
+}
+
+/* Folds one outcome into its account's event. */
+void note_account(AccountEvent &e, const ProfileOutcome &o)
+{
+    if (o.usage.known())
+        e.usage_json = usage_json(o.usage);
+    if (o.action.kind == ActionKind::ok)
+        e.had_success = true;
+    if (!o.attempted || e.status != "active")
+        return; /* the first stop or pause is the one that matters */
+    if (o.action.stops_account()) {
+        e.status = std::string(action_name(o.action.kind));
+        e.error_code = o.error ? std::optional<int>((int) o.error->code) : std::nullopt;
+        e.error_message = error_text(o);
+    } else if (o.action.pauses_account()) {
+        e.status = "paused";
+        if (o.paused_until)
+            e.paused_until = to_epoch(*o.paused_until);
+        e.error_code = o.error ? std::optional<int>((int) o.error->code)
+                               : std::optional<int>((int) o.http_status);
+        e.error_message = error_text(o);
+    }
+}
+
+ProfileFetcherOptions fetcher_options()
+{
+    ProfileFetcherOptions opts;
+    opts.http.max_concurrency = settings.max_concurrency;
+    opts.http.per_account_concurrency = settings.max_concurrency;
+    opts.http.requests_per_second = settings.requests_per_second;
+    opts.http.total_timeout_ms = settings.http_timeout_ms;
+    opts.http.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    return opts;
+}
+
+} // namespace
+
+std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accounts,
+                                         const std::vector<Target> &targets,
+                                         const Progress &on_progress, const OutcomeSink &sink,
+                                         size_t batch_size)
+{
+    std::map<std::string, AccountEvent> events;
+    ProfileFetcher fetcher(fetcher_options());
+    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
+    for (const auto &a : accounts) {
+        ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
+        fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)});
+        events[a.ig_account_id] = AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false};
+    }
+
+    /* Ids are handed to the fetcher a window at a time, so neither pending
+     * ids nor outcomes ever grow with the number of targets. */
+    const size_t window = std::max<size_t>(batch_size, 64);
+    size_t next = 0;
+    std::vector<FetchOutcome> batch;
+    batch.reserve(batch_size);
+    while (next < targets.size() || !fetcher.done()) {
+        while (next < targets.size() && fetcher.pending() < window) {
+            fetcher.add(targets[next].ig_account_id, targets[next].ig_user_id);
+            next++;
+        }
+        on_progress();
+        for (const auto &o : fetcher.step(100)) {
+            auto it = events.find(o.account_id);
+            if (it != events.end())
+                note_account(it->second, o);
+            batch.push_back(convert(o));
+            if (batch.size() >= batch_size) {
+                sink(std::move(batch));
+                batch.clear();
+                batch.reserve(batch_size);
+            }
+        }
+    }
+    if (!batch.empty())
+        sink(std::move(batch));
+
+    std::vector<AccountEvent> out;
+    for (auto &[id, e] : events)
+        out.push_back(std::move(e));
+    return out;
+}
+
+RunSummary::RunSummary(size_t max_errors, bool not_attempted_fails)
+    : max_errors_(max_errors), not_attempted_fails_(not_attempted_fails), errors_(json_array())
+{
+}
+
+RunSummary::~RunSummary()
+{
+    json_decref(static_cast<json_t *>(errors_));
+}
+
+void RunSummary::add_failure(const std::string &ig_account_id, const std::string &ig_user_id,
+                             std::optional<int> code, const std::string &message)
+{
+    failed++;
+    json_t *errors = static_cast<json_t *>(errors_);
+    if (json_array_size(errors) >= max_errors_)
+        return;
+    json_t *e = new_json_object();
+    json_object_set_new(e, "ig_account_id", json_stringn(ig_account_id.data(), ig_account_id.size()));
+    json_object_set_new(e, "ig_user_id", json_stringn(ig_user_id.data(), ig_user_id.size()));
+    json_object_set_new(e, "code", code ? json_integer(*code) : json_null());
+    json_object_set_new(e, "message", json_stringn(message.data(), message.size()));
+    json_array_append_new(errors, e);
+}
+
+void RunSummary::count(const std::vector<FetchOutcome> &batch)
+{
+    for (const auto &o : batch) {
+        if (o.kind == FetchOutcome::Kind::ok)
+            refreshed++;
+        else if (o.kind != FetchOutcome::Kind::not_attempted || not_attempted_fails_)
+            add_failure(o.ig_account_id, o.ig_user_id, o.error_code, o.error_message);
+    }
+}
+
+std::string RunSummary::errors_json() const
+{
+    char *s = json_dumps(static_cast<json_t *>(errors_), JSON_COMPACT | JSON_ENSURE_ASCII);
+    std::string out = s ? s : "[]";
+    free(s);
+    return out;
+}
+
+} // namespace igid::pg

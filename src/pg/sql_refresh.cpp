@@ -1,0 +1,168 @@
+/*
+ * sql_refresh.cpp — ig_refresh_identities(location_id) and
+ * ig_resolve_profile(ig_account_id, ig_user_id): fetch from the Graph API in
+ * the calling backend and upsert in the caller's transaction.
+ *
+ * The HTTP wait loop checks for interrupts at least every 100 ms, so a
+ * cancel or statement_timeout stops a long refresh within a second; the
+ * transaction then aborts and nothing is half-written.
+ */
+#include "pg/privilege.h"
+#include "pg/refresh.h"
+#include "pg/result.h"
+
+extern "C" {
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+}
+
+#include <string>
+
+using namespace igid;
+using namespace igid::pg;
+
+namespace {
+
+/* Gives the backend a chance to act on cancel, terminate, statement_timeout. */
+void check_interrupts()
+{
+    pg_call([] { CHECK_FOR_INTERRUPTS(); });
+}
+
+/* Reads the targets of a location (the participants worth refreshing). */
+std::vector<Target> location_targets(const std::string &location_id)
+{
+    std::vector<Target> targets;
+    for (auto &r : spi_query("SELECT ig_account_id, ig_user_id FROM ig_identity.refresh_targets($1)",
+                             {text_param(location_id)}, true))
+        targets.push_back({r[0].value_or(""), r[1].value_or("")});
+    return targets;
+}
+
+/* Splits targets by whether their account may be called now. */
+std::vector<AccountCreds> usable_accounts(const std::vector<AccountCreds> &accounts,
+                                          std::vector<Target> &targets, RunSummary &summary)
+{
+    std::vector<AccountCreds> usable;
+    std::vector<std::string> unusable_reason(accounts.size());
+    for (size_t i = 0; i < accounts.size(); i++) {
+        try {
+            require_account_usable(accounts[i].ig_account_id);
+            usable.push_back(accounts[i]);
+        } catch (const Error &e) {
+            unusable_reason[i] = e.what();
+        }
+    }
+    std::vector<Target> kept;
+    for (auto &t : targets) {
+        bool ok = false;
+        for (size_t i = 0; i < accounts.size(); i++)
+            if (accounts[i].ig_account_id == t.ig_account_id) {
+                if (unusable_reason[i].empty())
+                    ok = true;
+                else
+                    summary.add_failure(t.ig_account_id, t.ig_user_id, std::nullopt, unusable_reason[i]);
+            }
+        if (ok)
+            kept.push_back(std::move(t));
+    }
+    targets = std::move(kept);
+    return usable;
+}
+
+} // namespace
+
+/*
+ * ig_refresh_identities(location_id text)
+ *   RETURNS TABLE (refreshed int, failed int, total int, errors jsonb)
+ */
+IGID_FUNCTION(ig_refresh_identities)
+{
+    const std::string location_id = text_arg(fcinfo, 0, "location_id");
+    TimestampTz started = GetCurrentTimestamp();
+    RunSummary summary;
+    long long total = 0;
+
+    with_spi([&] {
+        /* internal statements run as the extension owner: the caller needs
+         * only EXECUTE on this function (see privilege.h) */
+        AsExtensionOwner as_owner;
+        auto accounts = location_accounts(location_id);
+        auto targets = location_targets(location_id);
+        total = (long long) targets.size();
+        auto usable = usable_accounts(accounts, targets, summary);
+
+        auto events = fetch_profiles(usable, targets, check_interrupts,
+                                     [&](std::vector<FetchOutcome> &&batch) {
+                                         with_spi([&] { apply_outcomes(batch); });
+                                         summary.count(batch);
+                                     });
+        apply_account_events(events);
+
+        const std::string errors = summary.errors_json();
+        AsExtensionOwner owner;
+        spi_exec("SELECT ig_identity.record_run('sql', $1, $2::timestamptz, $3, $4, $5, $6::jsonb)",
+                 {text_param(location_id),
+                  text_param(std::string(pg_call([&] { return timestamptz_to_str(started); }))),
+                  int4_param((int) summary.refreshed), int4_param((int) summary.failed),
+                  int4_param((int) total), text_param(errors)});
+    });
+
+    return composite_result(fcinfo, {OutValue::of(summary.refreshed), OutValue::of(summary.failed),
+                                     OutValue::of(total),
+                                     OutValue::json(summary.errors_json())});
+}
+
+/*
+ * ig_resolve_profile(ig_account_id text, ig_user_id text) RETURNS ig_identity_profile
+ * Fetches one profile now, upserts it, returns the cache row.
+ */
+IGID_FUNCTION(ig_resolve_profile)
+{
+    const std::string account_id = text_arg(fcinfo, 0, "ig_account_id");
+    const std::string user_id = text_arg(fcinfo, 1, "ig_user_id");
+    std::vector<Row> rows;
+
+    with_spi([&] {
+        /* internal statements run as the extension owner: the caller needs
+         * only EXECUTE on this function (see privilege.h) */
+        AsExtensionOwner as_owner;
+        auto account = account_by_id(account_id);
+        if (!account)
+            throw Error(ERRCODE_UNDEFINED_OBJECT,
+                        "Instagram account \"" + account_id + "\" is not connected", "",
+                        "Connect it with ig_connect_account(location_id, ig_account_id, "
+                        "self_igsid, access_token, api_host).");
+        if (user_id == account->ig_account_id || user_id == account->self_igsid)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "cannot resolve the business account itself as a participant",
+                        "ig_user_id \"" + user_id + "\" is the account's own id.",
+                        "Pass the id of the other party of the conversation.");
+        require_account_usable(account_id);
+
+        std::vector<FetchOutcome> outcomes;
+        auto events = fetch_profiles({*account}, {{account_id, user_id}}, check_interrupts,
+                                     [&](std::vector<FetchOutcome> &&batch) {
+                                         for (auto &o : batch)
+                                             outcomes.push_back(std::move(o));
+                                     });
+        apply_outcomes(outcomes);
+        apply_account_events(events);
+        /* A token or permission failure is an error of the call: the
+         * account's new status, recorded just above, decides the message. */
+        for (const auto &e : events)
+            if (e.status == "reauth_required" || e.status == "permission_error")
+                require_account_usable(account_id);
+        rows = spi_query("SELECT * FROM ig_identity.cache_row($1, $2)",
+                         {text_param(account_id), text_param(user_id)}, true);
+    });
+
+    if (rows.empty())
+        throw Error(ERRCODE_NO_DATA_FOUND, "no identity is cached for this participant",
+                    "The profile could not be fetched and nothing was known before.",
+                    "Check ig_identity_status for the account's state.");
+    std::vector<OutValue> out;
+    for (auto &v : rows[0])
+        out.push_back(OutValue::of(v));
+    return composite_result(fcinfo, out);
+}

@@ -1,0 +1,281 @@
+-- ---------------------------------------------------------------------------
+-- Fetching from the Graph API: the set-based statements behind the C++ code
+-- in src/pg/ (refresh.cpp, sync.cpp, webhook.cpp).  The C++ side calls only
+-- these ig_identity.* functions, always with parameters, so it never needs
+-- the inbox tables' schema name and never builds SQL.
+--
+-- Nothing here may depend on the inbox tables' row types: during a restore
+-- this script runs before the dump creates those tables.  Plain SQL and
+-- plpgsql bodies are resolved at call time, so they may name them.
+-- ---------------------------------------------------------------------------
+
+-- Participants of a location worth refreshing: the other party of every
+-- conversation and every sender/recipient of the last 30 days' messages,
+-- never the business account itself.
+CREATE FUNCTION ig_identity.refresh_targets(p_location_id text)
+RETURNS TABLE (ig_account_id text, ig_user_id text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH acc AS (
+        SELECT a.ig_account_id, a.self_igsid
+          FROM ig_identity.accounts a
+         WHERE a.location_id = p_location_id
+    ), ids AS (
+        SELECT c.ig_account_id, c.participant_igsid AS ig_user_id
+          FROM @extschema@.instagram_conversations c
+          JOIN acc ON acc.ig_account_id = c.ig_account_id
+        UNION
+        SELECT m.ig_account_id, u.id
+          FROM @extschema@.instagram_messages m
+          JOIN acc ON acc.ig_account_id = m.ig_account_id
+         CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+         WHERE m.created_at >= pg_catalog.now() - interval '30 days'
+    )
+    SELECT ids.ig_account_id, ids.ig_user_id
+      FROM ids JOIN acc ON acc.ig_account_id = ids.ig_account_id
+     WHERE ids.ig_user_id IS NOT NULL
+       AND ids.ig_user_id <> ''
+       AND ids.ig_user_id NOT LIKE 'UNKNOWN\_%'
+       AND ids.ig_user_id <> acc.ig_account_id
+       AND ids.ig_user_id <> acc.self_igsid
+     ORDER BY 1, 2
+$$;
+
+-- Connected accounts with their credentials, for the fetcher.  Only
+-- SECURITY DEFINER code owned by the extension's owner can read tokens.
+CREATE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
+RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
+               status text, paused_until timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
+       AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
+     ORDER BY a.ig_account_id
+$$;
+REVOKE ALL ON FUNCTION ig_identity.account_credentials(text, text) FROM PUBLIC;
+
+-- Records what a fetch learned about an account: a stop (reauth_required,
+-- permission_error), a pause, the last error and usage, the last success.
+-- An account stopped meanwhile by another session is not re-activated.
+CREATE FUNCTION ig_identity.record_account_event(
+    p_ig_account_id text, p_status text, p_paused_until timestamptz,
+    p_error_code int, p_error text, p_usage jsonb, p_success boolean)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE ig_identity.accounts a
+       SET status = CASE
+                        WHEN p_status <> 'active' THEN p_status
+                        WHEN a.status = 'paused'
+                             AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+                            THEN 'active'
+                        ELSE a.status
+                    END,
+           paused_until = CASE WHEN p_status = 'paused' THEN p_paused_until
+                               WHEN p_status = 'active' AND a.status = 'paused'
+                                    AND a.paused_until <= pg_catalog.now() THEN NULL
+                               ELSE a.paused_until END,
+           last_error = COALESCE(p_error, a.last_error),
+           last_error_code = COALESCE(p_error_code, a.last_error_code),
+           last_usage = COALESCE(p_usage, a.last_usage),
+           last_success_at = CASE WHEN p_success THEN pg_catalog.now() ELSE a.last_success_at END,
+           updated_at = pg_catalog.now()
+     WHERE a.ig_account_id = p_ig_account_id
+$$;
+
+-- Settles queue rows after a fetch: a NULL next time removes the row (done,
+-- or waiting for something other than time), a time puts it back to wait.
+CREATE FUNCTION ig_identity.settle_queue(p_ig_account_id text, p_ig_user_ids text[],
+                                         p_not_before timestamptz[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM ig_identity.refresh_queue q
+     USING unnest(p_ig_user_ids, p_not_before) AS s(ig_user_id, not_before)
+     WHERE q.ig_account_id = p_ig_account_id AND q.ig_user_id = s.ig_user_id
+       AND s.not_before IS NULL;
+    UPDATE ig_identity.refresh_queue q
+       SET not_before = s.not_before, leased_until = NULL, leased_by = NULL, reason = 'retry'
+      FROM unnest(p_ig_user_ids, p_not_before) AS s(ig_user_id, not_before)
+     WHERE q.ig_account_id = p_ig_account_id AND q.ig_user_id = s.ig_user_id
+       AND s.not_before IS NOT NULL;
+$$;
+
+-- Upserts one page of conversations from the Conversations API and returns
+-- the ids of those that are new or changed since the last sync, whose
+-- messages are worth fetching (running a sync twice fetches nothing twice).
+CREATE FUNCTION ig_identity.store_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[])
+RETURNS SETOF text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH before AS (
+        SELECT c.id, c.updated_time
+          FROM @extschema@.instagram_conversations c
+         WHERE c.id = ANY (p_ids)
+    ), up AS (
+        INSERT INTO @extschema@.instagram_conversations AS c
+               (id, ig_account_id, location_id, participant_igsid, updated_time)
+        SELECT s.id, p_ig_account_id, p_location_id, s.participant, s.updated
+          FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
+        ON CONFLICT (id) DO UPDATE
+           SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
+               location_id = COALESCE(c.location_id, EXCLUDED.location_id),
+               updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
+         WHERE c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+            OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+            OR c.location_id IS NULL
+        RETURNING c.id, c.updated_time
+    )
+    SELECT up.id FROM up LEFT JOIN before b ON b.id = up.id
+     WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+$$;
+
+-- Stores messages (sync or webhook), deduplicated on the message id (mid);
+-- a message first seen without its conversation gets it when one is known.
+-- Returns how many were new.
+CREATE FUNCTION ig_identity.store_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.*,
+               COALESCE(s.conversation_id,
+                        (SELECT c.id FROM @extschema@.instagram_conversations c
+                          WHERE c.ig_account_id = p_ig_account_id
+                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
+                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages AS m
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+        ON CONFLICT (id) DO UPDATE
+           SET conversation_id = EXCLUDED.conversation_id
+         WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+        RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted) FROM ins
+$$;
+
+-- Queues participants for the worker.  Inbound messages (p_inbound) queue a
+-- person whose profile needed consent (230): a new message from them is
+-- exactly what makes a retry worthwhile.  Anyone without a good identity is
+-- queued too.  Returns how many rows were queued.
+CREATE FUNCTION ig_identity.enqueue_participants(p_ig_account_id text, p_ig_user_ids text[],
+                                                 p_inbound boolean[], p_reason text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH want AS (
+        SELECT DISTINCT s.ig_user_id
+          FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
+          JOIN ig_identity.accounts a ON a.ig_account_id = p_ig_account_id
+          LEFT JOIN @extschema@.instagram_user_cache c
+                 ON c.ig_account_id = p_ig_account_id AND c.ig_user_id = s.ig_user_id
+         WHERE s.ig_user_id IS NOT NULL
+           AND s.ig_user_id <> a.ig_account_id AND s.ig_user_id <> a.self_igsid
+           AND (c.ig_user_id IS NULL
+                OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
+                OR (s.inbound AND c.fetch_status = 'consent_required'))
+    ), ins AS (
+        INSERT INTO ig_identity.refresh_queue AS q (ig_account_id, ig_user_id, reason)
+        SELECT p_ig_account_id, w.ig_user_id, p_reason FROM want w
+        ON CONFLICT (ig_account_id, ig_user_id) DO UPDATE
+           SET not_before = LEAST(q.not_before, pg_catalog.now())
+         WHERE q.leased_until IS NULL OR q.leased_until < pg_catalog.now()
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- Keeps the run history bounded: the newest 1000 runs.
+CREATE FUNCTION ig_identity.record_run(p_source text, p_location_id text, p_started timestamptz,
+                                       p_refreshed int, p_failed int, p_total int, p_errors jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.refresh_runs (source, location_id, started_at, finished_at,
+                                          refreshed, failed, total, errors)
+    VALUES (p_source, p_location_id, p_started, pg_catalog.clock_timestamp(),
+            p_refreshed, p_failed, p_total, p_errors);
+    DELETE FROM ig_identity.refresh_runs
+     WHERE id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs);
+$$;
+
+-- What ig_resolve_profile returns: the cache row and what an inbox shows.
+CREATE TYPE @extschema@.ig_identity_profile AS (
+    ig_account_id   text,
+    ig_user_id      text,
+    username        text,
+    name            text,
+    profile_pic     text,
+    fetch_status    text,
+    last_error_code int,
+    last_fetched_at timestamptz,
+    display_name    text
+);
+
+-- One cache row in that shape (named columns, not the table's row type,
+-- which does not exist yet while a restore runs this script).
+CREATE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
+RETURNS SETOF @extschema@.ig_identity_profile
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
+           c.last_error_code, c.last_fetched_at,
+           @extschema@.ig_display_name(c.ig_account_id, c.ig_user_id)
+      FROM @extschema@.instagram_user_cache c
+     WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
+$$;
+
+-- The fetch functions run as their caller (the app's triggers on the inbox
+-- tables never run with more rights than the caller); they read tokens and
+-- write account state as the extension's owner internally.  Nobody may call
+-- them until granted.
+CREATE FUNCTION @extschema@.ig_refresh_identities(location_id text)
+RETURNS TABLE (refreshed int, failed int, total int, errors jsonb)
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_refresh_identities';
+
+CREATE FUNCTION @extschema@.ig_resolve_profile(ig_account_id text, ig_user_id text)
+RETURNS @extschema@.ig_identity_profile
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_resolve_profile';
+
+REVOKE ALL ON FUNCTION @extschema@.ig_refresh_identities(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ig_resolve_profile(text, text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.ig_ingest_webhook(payload jsonb)
+RETURNS TABLE (messages_stored int, duplicates int, events_skipped int, participants_queued int)
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
+REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.ig_sync_inbox(location_id text)
+RETURNS TABLE (conversations int, messages int, identities int, api_calls int)
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_sync_inbox';
+REVOKE ALL ON FUNCTION @extschema@.ig_sync_inbox(text) FROM PUBLIC;
