@@ -6,6 +6,7 @@
 #include "pg/settings.h"
 
 extern "C" {
+#include "miscadmin.h"
 #include "utils/guc.h"
 }
 
@@ -50,7 +51,11 @@ void define_settings()
 
     DefineCustomStringVariable("ig_identity.database",
                                "Database the ig_identity background worker connects to.", nullptr,
-                               &settings.database, "postgres", PGC_POSTMASTER, 0, nullptr,
+                               &settings.database, "postgres",
+                               /* PGC_POSTMASTER can only be defined at server start */
+                               process_shared_preload_libraries_in_progress ? PGC_POSTMASTER
+                                                                            : PGC_SIGHUP,
+                               0, nullptr,
                                nullptr, nullptr);
 
     DefineCustomStringVariable(

@@ -1,0 +1,733 @@
+/*
+ * worker.cpp — the ig_identity background worker: its registration, its
+ * main loop, and one refresh cycle.
+ *
+ * A cycle (DESIGN.md, "The background worker"):
+ *   1. claim due queue rows under a lease, with their accounts' credentials,
+ *      in a short transaction;
+ *   2. fetch them with NO transaction open, checking for SIGTERM between
+ *      steps (at most ~100 ms apart);
+ *   3. apply the outcomes in a short transaction;
+ *   4. once per refresh_interval, queue stale and missing identities.
+ * Each transaction is one unit of work in the manner of pg_cron and
+ * worker_spi (STYLE.md, point 5).
+ *
+ * The loop is C++; every PostgreSQL call runs under pg_call, so an ERROR
+ * becomes a PgError.  A cycle that fails is logged as a WARNING (the original
+ * error with its SQLSTATE, detail and hint), its transaction aborted, its
+ * leases given back, and the worker backs off and tries again: it never exits
+ * on an ERROR, so it cannot crash-loop.  It exits on SIGTERM (status 0) and
+ * with the postmaster.
+ */
+#include "pg/worker.h"
+
+#include "pg/boundary.h"
+#include "pg/refresh.h"
+#include "pg/settings.h"
+#include "pg/shmem.h"
+#include "pg/spi.h"
+
+
+extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace igid::pg {
+
+namespace {
+
+constexpr int kClaimBatch = 500;          /* queue rows claimed per cycle */
+constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
+constexpr size_t kSinkBatch = 100;        /* outcomes handed over at a time */
+constexpr long kMinWaitMs = 1000;         /* rows due but not claimable: look again */
+constexpr int kMaxBackoffS = 300;         /* longest wait after failed cycles */
+constexpr int kRunErrorsKept = 50;        /* failures listed in a run's history row */
+
+/* Thrown from the progress callback to stop a fetch. */
+struct StopFetch {
+    enum Why { shutdown, lease_ending } why;
+};
+
+/* Thrown between steps to leave the main loop on SIGTERM. */
+struct ShutdownRequested {};
+
+/* Reset after every pass: whatever a pass pallocs outside a transaction. */
+MemoryContext cycle_cxt = nullptr;
+
+/* Updates the shared struct under its spinlock; f must be a few plain stores. */
+template <typename F>
+void update_shared(F &&f)
+{
+    WorkerShared *s = worker_shmem();
+    if (s == nullptr)
+        return;
+    SpinLockAcquire(&s->mutex);
+    f(*s);
+    SpinLockRelease(&s->mutex);
+}
+
+/* Clears the worker's identity from shared memory when the process exits,
+ * so backends stop setting a latch nobody waits on. */
+void detach_shared(int code, Datum arg)
+{
+    update_shared([](WorkerShared &s) {
+        s.pid = 0;
+        s.procno = -1;
+        s.in_flight = 0;
+    });
+}
+
+/* Publishes who the worker is, so commits in its database can wake it. */
+void attach_shared()
+{
+    update_shared([](WorkerShared &s) {
+        s.pid = MyProcPid;
+        s.procno = MyProc->pgprocno;
+        s.database = MyDatabaseId;
+        s.started_at = GetCurrentTimestamp();
+        s.in_flight = 0;
+    });
+    before_shmem_exit(detach_shared, (Datum) 0);
+}
+
+/* Copies a message into the shared struct's fixed buffer. */
+void record_error(const std::string &message)
+{
+    TimestampTz now = GetCurrentTimestamp();
+    update_shared([&](WorkerShared &s) {
+        s.errors++;
+        s.last_error_at = now;
+        strncpy(s.last_error, message.c_str(), kLastErrorLen - 1);
+        s.last_error[kLastErrorLen - 1] = '\0';
+    });
+}
+
+/* Leaves the loop between steps when SIGTERM arrived. */
+void check_shutdown()
+{
+    if (ShutdownRequestPending)
+        throw ShutdownRequested{};
+}
+
+/* Milliseconds from one timestamp to another (negative if earlier). */
+long ms_between(TimestampTz from, TimestampTz to)
+{
+    return (long) ((to - from) / 1000);
+}
+
+/* A TimestampTz as seconds since the Unix epoch. */
+double epoch_seconds(TimestampTz t)
+{
+    return (double) t / USECS_PER_SEC + (double) ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
+}
+
+/*
+ * One unit of work: statement timestamp, transaction, SPI, snapshot,
+ * activity; f runs inside; then closed in reverse and the statistics
+ * reported.  If f throws, the transaction stays open for the caller's error
+ * path to abort.
+ */
+template <typename F>
+void unit_of_work(const char *activity, F &&f)
+{
+    pg_call([activity] {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        (void) SPI_connect_checked();
+        PushActiveSnapshot(GetTransactionSnapshot());
+        pgstat_report_activity(STATE_RUNNING, activity);
+    });
+    f();
+    pg_call([] {
+        PopActiveSnapshot();
+        SPI_finish_checked();
+        CommitTransactionCommand();
+        pgstat_report_stat(false);
+        pgstat_report_activity(STATE_IDLE, nullptr);
+        MemoryContextSwitchTo(cycle_cxt);
+    });
+}
+
+/* What step 1 hands to steps 2 and 3: the claimed rows and the credentials
+ * of their accounts (tokens live only here, never in a log or shared memory). */
+struct Claim {
+    std::vector<Target> targets;
+    std::vector<AccountCreds> accounts;
+};
+
+/* The whole worker: its loop, its cycle, its memory of what it logged. */
+class Worker {
+public:
+    /* Runs until SIGTERM; returns the exit status. */
+    int run();
+
+private:
+    long pass();
+    long cycle();
+    bool extension_ready();
+    void wait_cause(const std::string &cause, const std::string &hint);
+    Claim claim();
+    void fetch_and_apply(Claim &claim);
+    void apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
+               const Claim &claim, TimestampTz started);
+    double next_due_s();
+    long next_wait_ms(bool full_batch, double due_s);
+    void release_leases();
+    void report_failure(ErrorData *edata, const std::string &message);
+    int lease_seconds() const;
+
+    std::string waiting_cause_;         /* last "why idle" line logged, "" if none */
+    int consecutive_failures_ = 0;
+    TimestampTz last_stale_scan_ = 0;
+    std::vector<Target> leased_;        /* claimed, not yet settled */
+    const char *phase_ = "starting";    /* for the error context */
+};
+
+/* Adds which step of the cycle failed to a logged error. */
+void cycle_error_context(void *arg)
+{
+    errcontext("ig_identity worker, while %s", static_cast<const char *>(arg));
+}
+
+/*
+ * Logs a failed cycle: a PostgreSQL error is re-emitted as a WARNING with
+ * everything it had (SQLSTATE, detail, hint, context); a C++ error becomes a
+ * WARNING with its text.  The message also goes to shared memory.
+ */
+void Worker::report_failure(ErrorData *edata, const std::string &message)
+{
+    record_error(message);
+    const char *phase = phase_;
+    const char *text = message.c_str();
+    try {
+        pg_call([edata, phase, text] {
+            ErrorContextCallback cb;
+            cb.callback = cycle_error_context;
+            cb.arg = const_cast<char *>(phase);
+            cb.previous = error_context_stack;
+            error_context_stack = &cb;
+            if (edata != nullptr) {
+                edata->elevel = WARNING;
+                ThrowErrorData(edata);
+            } else {
+                ereport(WARNING, (errcode(ERRCODE_INTERNAL_ERROR),
+                                  errmsg("ig_identity worker cycle failed: %s", text)));
+            }
+            error_context_stack = cb.previous;
+        });
+    } catch (const PgError &) {
+        /* could not even log (out of memory): the counters still say it */
+    }
+}
+
+/* The lease must outlast the slowest fetch a batch can take: every request
+ * timing out at the allowed concurrency, plus the per-account rate limit. */
+int Worker::lease_seconds() const
+{
+    const double timeout_s = settings.http_timeout_ms / 1000.0;
+    const int concurrency = std::max(1, settings.max_concurrency);
+    double estimate = std::ceil((double) kClaimBatch / concurrency) * timeout_s;
+    if (settings.requests_per_second > 0)
+        estimate += kClaimBatch / settings.requests_per_second;
+    return (int) std::min(3600.0, 60.0 + 1.5 * estimate);
+}
+
+/* Logs why the worker is idle, once per distinct cause (not every pass). */
+void Worker::wait_cause(const std::string &cause, const std::string &hint)
+{
+    if (cause == waiting_cause_)
+        return;
+    waiting_cause_ = cause;
+    const char *c = cause.c_str();
+    const char *h = hint.c_str();
+    pg_call([c, h] {
+        ereport(LOG, (errmsg("ig_identity worker is waiting: %s", c), h[0] ? errhint("%s", h) : 0));
+    });
+}
+
+/* Whether this database has the extension with the worker's functions;
+ * explains once in the log when it has not.  Runs inside a transaction. */
+bool Worker::extension_ready()
+{
+    auto rows = spi_query("SELECT e.extversion,"
+                          "       pg_catalog.to_regprocedure('ig_identity._worker_claim(integer,interval)') IS NOT NULL"
+                          "  FROM pg_catalog.pg_extension e WHERE e.extname = 'ig_identity'",
+                          {}, true);
+    const char *dbname = pg_call([] { return get_database_name(MyDatabaseId); });
+    const std::string db = dbname ? dbname : "?";
+    if (rows.empty()) {
+        wait_cause("extension \"ig_identity\" is not installed in database \"" + db + "\"",
+                   "Run CREATE EXTENSION ig_identity in that database; the worker looks again every "
+                   "ig_identity.refresh_interval.");
+        return false;
+    }
+    if (rows[0][1].value_or("f") != "t") {
+        wait_cause("extension \"ig_identity\" version " + rows[0][0].value_or("?") + " in database \"" +
+                       db + "\" lacks the worker's functions",
+                   "Run ALTER EXTENSION ig_identity UPDATE in that database.");
+        return false;
+    }
+    if (!waiting_cause_.empty()) {
+        waiting_cause_.clear();
+        const char *d = db.c_str();
+        pg_call([d] {
+            ereport(LOG, (errmsg("ig_identity worker is refreshing identities in database \"%s\"", d)));
+        });
+    }
+    return true;
+}
+
+/* Step 1: leases due rows and reads their accounts' credentials.  Runs inside
+ * a transaction. */
+Claim Worker::claim()
+{
+    Claim c;
+    char lease[32];
+    snprintf(lease, sizeof lease, "%d seconds", lease_seconds());
+    auto rows = spi_query("SELECT ig_account_id, ig_user_id"
+                          "  FROM ig_identity._worker_claim($1, $2::pg_catalog.interval)",
+                          {int4_param(kClaimBatch), text_param(std::string(lease))});
+    std::set<std::string> wanted;
+    for (auto &r : rows) {
+        c.targets.push_back({r[0].value_or(""), r[1].value_or("")});
+        wanted.insert(r[0].value_or(""));
+    }
+    leased_ = c.targets;
+    if (c.targets.empty())
+        return c;
+    for (auto &r : spi_query("SELECT ig_account_id, self_igsid, api_host, access_token"
+                             "  FROM ig_identity.account_credentials(NULL, NULL)",
+                             {}, true)) {
+        if (wanted.count(r[0].value_or("")))
+            c.accounts.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or("")});
+    }
+    return c;
+}
+
+/* Seconds until the queue has a claimable row, or -1 for none.  Runs inside a
+ * transaction. */
+double Worker::next_due_s()
+{
+    auto rows = spi_query("SELECT ig_identity._worker_next_due()", {}, true);
+    if (rows.empty() || !rows[0][0])
+        return -1;
+    return std::stod(*rows[0][0]);
+}
+
+/* How long to sleep: until the next stale scan, or the next due row if
+ * sooner; not at all after a full batch (more may be waiting). */
+long Worker::next_wait_ms(bool full_batch, double due_s)
+{
+    if (full_batch)
+        return 0;
+    const long interval_ms = settings.refresh_interval_s * 1000L;
+    long wait = interval_ms - ms_between(last_stale_scan_, GetCurrentTimestamp());
+    wait = std::clamp(wait, 0L, interval_ms);
+    if (due_s >= 0)
+        wait = std::min(wait, std::max(kMinWaitMs, (long) (due_s * 1000.0)));
+    return wait;
+}
+
+/*
+ * Steps 2 and 3: fetch with no transaction open, then apply in one short
+ * transaction.  A stop (SIGTERM, or the lease about to run out) applies what
+ * was fetched so far and gives the rest of the rows back.
+ */
+void Worker::fetch_and_apply(Claim &c)
+{
+    /* Accounts without credentials cannot be fetched: tell apply so, which
+     * puts their rows back to wait instead of claiming them again at once. */
+    std::set<std::string> have;
+    for (auto &a : c.accounts)
+        have.insert(a.ig_account_id);
+    std::vector<FetchOutcome> outcomes;
+    std::vector<Target> targets;
+    const double retry_at = (double) time(nullptr) + settings.refresh_interval_s;
+    for (auto &t : c.targets) {
+        if (have.count(t.ig_account_id)) {
+            targets.push_back(t);
+            continue;
+        }
+        FetchOutcome o;
+        o.ig_account_id = t.ig_account_id;
+        o.ig_user_id = t.ig_user_id;
+        o.kind = FetchOutcome::Kind::not_attempted;
+        o.error_message = "the account has no access token";
+        o.next_try_at = retry_at;
+        outcomes.push_back(std::move(o));
+    }
+
+    const TimestampTz started = GetCurrentTimestamp();
+    std::vector<AccountEvent> events;
+    bool stopped_for_shutdown = false;
+
+    if (!targets.empty()) {
+        char activity[64];
+        snprintf(activity, sizeof activity, "fetching %zu profiles", targets.size());
+        phase_ = "fetching profiles";
+        pgstat_report_activity(STATE_RUNNING, activity);
+        const int n = (int) targets.size();
+        update_shared([n](WorkerShared &s) { s.in_flight = n; });
+
+        /* Stop early enough to apply and release before the lease runs out. */
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::seconds(std::max(10, lease_seconds() - 30));
+        auto progress = [deadline] {
+            if (!PostmasterIsAlive())
+                proc_exit(1);
+            if (ShutdownRequestPending)
+                throw StopFetch{StopFetch::shutdown};
+            pg_call([] { CHECK_FOR_INTERRUPTS(); });
+            if (std::chrono::steady_clock::now() > deadline)
+                throw StopFetch{StopFetch::lease_ending};
+        };
+        auto sink = [&outcomes](std::vector<FetchOutcome> &&batch) {
+            const int got = (int) batch.size();
+            for (auto &o : batch)
+                outcomes.push_back(std::move(o));
+            update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
+        };
+        try {
+            events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
+        } catch (const StopFetch &stop) {
+            stopped_for_shutdown = stop.why == StopFetch::shutdown;
+            if (!stopped_for_shutdown) {
+                long secs = lease_seconds();
+                pg_call([secs] {
+                    ereport(WARNING, (errmsg("ig_identity worker stopped a fetch that outlasted its lease"),
+                                      errdetail("The lease is %ld seconds; unfinished rows go back to the queue.", secs),
+                                      errhint("Lower ig_identity.http_timeout or raise ig_identity.max_concurrency.")));
+                });
+            }
+        }
+        update_shared([](WorkerShared &s) { s.in_flight = 0; });
+        pgstat_report_activity(STATE_IDLE, nullptr);
+    }
+
+    phase_ = "saving results";
+    apply(outcomes, events, c, started);
+    if (stopped_for_shutdown)
+        throw ShutdownRequested{};
+}
+
+/* Step 3, in one transaction: outcomes, account events, leases of rows that
+ * got no outcome, the run's history row, and the counters. */
+void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
+                   const Claim &c, TimestampTz started)
+{
+    RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
+    summary.count(outcomes);
+    std::set<std::pair<std::string, std::string>> settled;
+    for (const auto &o : outcomes)
+        settled.insert({o.ig_account_id, o.ig_user_id});
+    std::vector<Text> rel_accounts, rel_users;
+    for (const auto &t : c.targets)
+        if (!settled.count({t.ig_account_id, t.ig_user_id})) {
+            rel_accounts.emplace_back(t.ig_account_id);
+            rel_users.emplace_back(t.ig_user_id);
+        }
+    const std::string errors_json = summary.errors_json();
+    const long long refreshed = summary.refreshed, failed = summary.failed;
+
+    unit_of_work("saving results", [&] {
+        if (!outcomes.empty())
+            apply_outcomes(outcomes);
+        if (!events.empty())
+            apply_account_events(events);
+        if (!rel_accounts.empty())
+            spi_exec("SELECT ig_identity._worker_release($1, $2)",
+                     {text_array_param(rel_accounts), text_array_param(rel_users)});
+        spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::float8), $2, $3, $4, $5)",
+                 {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
+                  int4_param((int) c.targets.size()), jsonb_param(errors_json)});
+    });
+    leased_.clear();
+    update_shared([=](WorkerShared &s) {
+        s.identities_refreshed += refreshed;
+        s.failures += failed;
+    });
+}
+
+/* After a failed cycle: gives back every row this worker still leases, in its
+ * own transaction, so the next cycle can claim them again. */
+void Worker::release_leases()
+{
+    if (leased_.empty())
+        return;
+    std::vector<Text> accounts, users;
+    for (auto &t : leased_) {
+        accounts.emplace_back(t.ig_account_id);
+        users.emplace_back(t.ig_user_id);
+    }
+    phase_ = "giving back leased rows";
+    unit_of_work("giving back leased rows", [&] {
+        spi_exec("SELECT ig_identity._worker_release($1, $2)",
+                 {text_array_param(accounts), text_array_param(users)});
+    });
+    leased_.clear();
+}
+
+/* One refresh cycle; returns how long to sleep before the next. */
+long Worker::cycle()
+{
+    if (!settings.enabled) {
+        wait_cause("ig_identity.enabled is off", "");
+        return settings.refresh_interval_s * 1000L;
+    }
+    if (RecoveryInProgress()) {
+        wait_cause("the server is in recovery", "");
+        return settings.refresh_interval_s * 1000L;
+    }
+
+    const TimestampTz start = GetCurrentTimestamp();
+    bool ready = false;
+    Claim c;
+    double due_s = -1;
+
+    phase_ = "claiming refresh queue";
+    unit_of_work("claiming refresh queue", [&] {
+        ready = extension_ready();
+        if (!ready)
+            return;
+        c = claim();
+    });
+    if (!ready)
+        return settings.refresh_interval_s * 1000L;
+    update_shared([start](WorkerShared &s) { s.last_cycle_start = start; });
+
+    const bool full_batch = (int) c.targets.size() >= kClaimBatch;
+    if (!c.targets.empty()) {
+        check_shutdown();
+        fetch_and_apply(c);
+    }
+    check_shutdown();
+
+    /* Step 4 once per refresh_interval; the queue's next due time always. */
+    const bool scan = ms_between(last_stale_scan_, GetCurrentTimestamp()) >= settings.refresh_interval_s * 1000L;
+    phase_ = scan ? "queueing stale identities" : "reading the queue";
+    unit_of_work(scan ? "queueing stale identities" : "reading the queue", [&] {
+        if (scan) {
+            char stale[32];
+            snprintf(stale, sizeof stale, "%d seconds", settings.stale_after_s);
+            spi_exec("SELECT ig_identity._worker_queue_stale($1::pg_catalog.interval, $2)",
+                     {text_param(std::string(stale)), int4_param(kQueueStaleBatch)});
+        }
+        due_s = next_due_s();
+    });
+    if (scan)
+        last_stale_scan_ = GetCurrentTimestamp();
+
+    const TimestampTz end = GetCurrentTimestamp();
+    update_shared([end](WorkerShared &s) {
+        s.last_cycle_end = end;
+        s.cycles++;
+    });
+    pg_call([] { elog(DEBUG1, "ig_identity worker cycle done"); });
+    return next_wait_ms(full_batch, due_s);
+}
+
+/*
+ * One pass of the loop: a cycle, and if it fails, the error logged, the
+ * transaction aborted, the leases given back, and a backoff returned.
+ */
+long Worker::pass()
+{
+    pg_call([] { MemoryContextSwitchTo(cycle_cxt); });
+    ErrorData *edata = nullptr;
+    std::string message;
+    long wait_ms = 0;
+    bool failed = false;
+    bool shutdown = false;
+    try {
+        wait_ms = cycle();
+        consecutive_failures_ = 0;
+    } catch (const ShutdownRequested &) {
+        shutdown = true;
+    } catch (const PgError &e) {
+        failed = true;
+        edata = e.edata();
+        message = e.what();
+    } catch (const std::exception &e) {
+        failed = true;
+        message = e.what();
+    } catch (...) {
+        failed = true;
+        message = "unknown C++ exception";
+    }
+
+    if (failed) {
+        consecutive_failures_++;
+        /* edata lives in a context the abort frees: log first */
+        report_failure(edata, message);
+        pg_call([] {
+            AbortCurrentTransaction();
+            pgstat_report_activity(STATE_IDLE, nullptr);
+            MemoryContextSwitchTo(cycle_cxt);
+        });
+        update_shared([](WorkerShared &s) { s.in_flight = 0; });
+        try {
+            release_leases();
+        } catch (const PgError &e) {
+            report_failure(e.edata(), e.what());
+            pg_call([] {
+                AbortCurrentTransaction();
+                pgstat_report_activity(STATE_IDLE, nullptr);
+                MemoryContextSwitchTo(cycle_cxt);
+            });
+            /* they come back when their lease runs out */
+            leased_.clear();
+        }
+        const int shift = std::min(consecutive_failures_ - 1, 16);
+        const long backoff_s = std::min<long>({1L << shift, (long) settings.refresh_interval_s, (long) kMaxBackoffS});
+        wait_ms = backoff_s * 1000L;
+    }
+    if (shutdown) {
+        /* rows claimed but not yet fetched: give them back before leaving */
+        try {
+            release_leases();
+        } catch (const PgError &e) {
+            report_failure(e.edata(), e.what());
+            pg_call([] { AbortCurrentTransaction(); });
+        }
+        throw ShutdownRequested{};
+    }
+    pg_call([] { MemoryContextReset(cycle_cxt); });
+    return wait_ms;
+}
+
+/* The main loop: sleep on the latch, handle signals, run a pass. */
+int Worker::run()
+{
+    const char *db = settings.database;
+    pg_call([db] {
+        cycle_cxt = AllocSetContextCreate(TopMemoryContext, "ig_identity worker cycle", ALLOCSET_DEFAULT_SIZES);
+        ereport(LOG, (errmsg("ig_identity worker started for database \"%s\"", db)));
+    });
+
+    /* the first pass runs at once */
+    TimestampTz next_pass = GetCurrentTimestamp();
+    for (;;) {
+        const long timeout = std::max(0L, ms_between(GetCurrentTimestamp(), next_pass));
+        pg_call([timeout] {
+            (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout,
+                             PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+        });
+        try {
+            pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        } catch (const PgError &e) {
+            /* a cancel (SIGINT) while idle: nothing to cancel */
+            phase_ = "waiting for work";
+            report_failure(e.edata(), e.what());
+        }
+        if (ShutdownRequestPending)
+            break;
+        /* A pass runs when its time has come, when a backend asked for one,
+         * or after a reload (the interval may have changed); other latch
+         * sets (signals, catch-up interrupts) just resume the wait. */
+        bool due = GetCurrentTimestamp() >= next_pass;
+        if (take_wake_request())
+            due = true;
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
+            due = true;
+        }
+        if (!due)
+            continue;
+        try {
+            const long wait_ms = pass();
+            next_pass = GetCurrentTimestamp() + (TimestampTz) wait_ms * 1000;
+        } catch (const ShutdownRequested &) {
+            break;
+        }
+    }
+    pg_call([] {
+        AbortCurrentTransaction();
+        ereport(LOG, (errmsg("ig_identity worker shutting down")));
+    });
+    return 0;
+}
+
+} // namespace
+
+/* Registers the worker (and the shared struct it reports through) when the
+ * library is preloaded; otherwise the SQL functions work without it. */
+void init_worker()
+{
+    if (!process_shared_preload_libraries_in_progress)
+        return;
+
+    request_worker_shmem();
+
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof worker);
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    /* after recovery: a standby runs no worker */
+    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    worker.bgw_restart_time = 10;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "ig_identity");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "ig_identity_worker_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "ig_identity worker");
+    snprintf(worker.bgw_type, BGW_MAXLEN, "ig_identity worker");
+    worker.bgw_main_arg = (Datum) 0;
+    worker.bgw_notify_pid = 0;
+    RegisterBackgroundWorker(&worker);
+}
+
+} // namespace igid::pg
+
+/*
+ * The worker's entry point.  Signals and the connection are set up in plain
+ * PostgreSQL style (an ERROR here is FATAL: nothing to clean up yet); the
+ * loop runs in C++ and returns only to exit.
+ */
+void ig_identity_worker_main(Datum main_arg)
+{
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(igid::pg::settings.database, nullptr, 0);
+    pgstat_report_appname("ig_identity worker");
+    igid::pg::attach_shared();
+
+    int status = 1;
+    try {
+        igid::pg::Worker worker;
+        status = worker.run();
+    } catch (const std::exception &e) {
+        /* not expected: pass() catches everything; restart after bgw_restart_time */
+        status = 1;
+    } catch (...) {
+        status = 1;
+    }
+    proc_exit(status);
+}

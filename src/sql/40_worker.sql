@@ -1,0 +1,201 @@
+-- ---------------------------------------------------------------------------
+-- The background worker's SQL (src/pg/worker.cpp, wakeup.cpp, shmem.cpp):
+-- claiming due queue rows under a lease, queueing stale and missing
+-- identities, waking the worker at commit, and the status view.
+--
+-- The worker reaches the queue only through these functions (and the fetch
+-- engine's account_credentials, upsert_identities, settle_queue,
+-- record_account_event, record_run), always with parameters.  They run as
+-- their caller (the worker connects as the bootstrap superuser); PUBLIC may
+-- call none of them.  They follow the tables in the install script and do
+-- not depend on the inbox tables' row types (a restore runs this before the
+-- dump creates them).
+-- ---------------------------------------------------------------------------
+
+-- Step 1 of a worker cycle: claims up to p_limit due rows for p_lease,
+-- oldest first, of accounts that may be called now (active, or paused with
+-- the pause over: record_account_event re-activates those on success).
+-- A row is claimable when its lease ran out or its holder (leased_by) is no
+-- longer a live backend: a worker killed with -9 leaves leases whose rows
+-- are claimed again at once by its successor, and in any case once the lease
+-- runs out.  SKIP LOCKED lets a concurrent writer or claimer pass by.
+CREATE FUNCTION ig_identity._worker_claim(p_limit int, p_lease interval)
+RETURNS TABLE (ig_account_id text, ig_user_id text, reason text, attempts int)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE ig_identity.refresh_queue q
+       SET leased_until = pg_catalog.now() + p_lease,
+           leased_by = pg_catalog.pg_backend_pid(),
+           attempts = q.attempts + 1
+     WHERE (q.ig_account_id, q.ig_user_id) IN (
+            SELECT r.ig_account_id, r.ig_user_id
+              FROM ig_identity.refresh_queue r
+              JOIN ig_identity.accounts a ON a.ig_account_id = r.ig_account_id
+             WHERE r.not_before <= pg_catalog.now()
+               AND (r.leased_until IS NULL
+                    OR r.leased_until < pg_catalog.now()
+                    OR (r.leased_by IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.leased_by) s
+                                         WHERE s.pid = r.leased_by)))
+               AND a.status IN ('active', 'paused')
+               AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+               AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+             ORDER BY r.not_before, r.ig_account_id, r.ig_user_id
+             LIMIT p_limit
+               FOR UPDATE OF r SKIP LOCKED)
+    RETURNING q.ig_account_id, q.ig_user_id, q.reason, q.attempts
+$$;
+
+-- Gives back rows this backend leased but did not settle (a fetch stopped
+-- by shutdown or error): claimable again at once, attempts kept.
+CREATE FUNCTION ig_identity._worker_release(p_ig_account_ids text[], p_ig_user_ids text[])
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH released AS (
+        UPDATE ig_identity.refresh_queue q
+           SET leased_until = NULL, leased_by = NULL
+          FROM unnest(p_ig_account_ids, p_ig_user_ids) AS s(ig_account_id, ig_user_id)
+         WHERE q.ig_account_id = s.ig_account_id AND q.ig_user_id = s.ig_user_id
+           AND q.leased_by = pg_catalog.pg_backend_pid()
+        RETURNING 1
+    )
+    SELECT count(*) FROM released
+$$;
+
+-- Step 4: queues identities of callable accounts that are stale (fetched
+-- longer than p_stale_after ago) or missing (never fetched, or fetched 'ok'
+-- with no username), respecting next_fetch_at (consent and unavailability
+-- set it) and never the account itself.  Rows already queued stay as they
+-- are.  At most p_limit per call; returns how many were queued.
+CREATE FUNCTION ig_identity._worker_queue_stale(p_stale_after interval, p_limit int)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH a AS (
+        SELECT a.ig_account_id, a.self_igsid
+          FROM ig_identity.accounts a
+         WHERE a.status IN ('active', 'paused')
+           AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+           AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+    ), due AS (
+        SELECT c.ig_account_id, c.ig_user_id,
+               CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason
+          FROM @extschema@.instagram_user_cache c
+          JOIN a ON a.ig_account_id = c.ig_account_id
+         WHERE c.ig_user_id <> a.ig_account_id
+           AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
+           AND (c.last_fetched_at IS NULL
+                OR c.last_fetched_at < pg_catalog.now() - p_stale_after
+                OR (c.username IS NULL AND c.fetch_status = 'ok'))
+           AND NOT EXISTS (SELECT 1 FROM ig_identity.refresh_queue q
+                            WHERE q.ig_account_id = c.ig_account_id
+                              AND q.ig_user_id = c.ig_user_id)
+         ORDER BY c.last_fetched_at NULLS FIRST
+         LIMIT p_limit
+    ), ins AS (
+        INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
+        SELECT d.ig_account_id, d.ig_user_id, d.reason, pg_catalog.now() FROM due d
+        ON CONFLICT (ig_account_id, ig_user_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- When the worker should look at the queue again: seconds until the first
+-- row of a callable account becomes claimable (0 if one is now), NULL when
+-- none will without something else changing (the worker then sleeps its
+-- refresh_interval, or until a commit wakes it).
+CREATE FUNCTION ig_identity._worker_next_due()
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN t.due IS NULL THEN NULL
+                ELSE GREATEST(0, EXTRACT(epoch FROM t.due - pg_catalog.now()))::double precision END
+      FROM (SELECT min(GREATEST(r.not_before, r.leased_until, a.paused_until)) AS due
+              FROM ig_identity.refresh_queue r
+              JOIN ig_identity.accounts a ON a.ig_account_id = r.ig_account_id
+             WHERE a.status IN ('active', 'paused')
+               AND (a.status = 'active' OR a.paused_until IS NOT NULL)) t
+$$;
+
+REVOKE ALL ON FUNCTION ig_identity._worker_claim(int, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_release(text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_queue_stale(interval, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_next_due() FROM PUBLIC;
+
+-- Wake the worker when a transaction that queued work commits, never on
+-- rollback: the trigger only raises a backend-local flag, a transaction
+-- callback sets the worker's latch at COMMIT (src/pg/wakeup.cpp).
+CREATE FUNCTION ig_identity._wake_worker_at_commit()
+RETURNS trigger
+LANGUAGE c
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_wake_worker_at_commit';
+REVOKE ALL ON FUNCTION ig_identity._wake_worker_at_commit() FROM PUBLIC;
+
+CREATE TRIGGER refresh_queue_wake_worker
+    AFTER INSERT OR UPDATE ON ig_identity.refresh_queue
+    FOR EACH STATEMENT EXECUTE FUNCTION ig_identity._wake_worker_at_commit();
+
+-- Pokes the worker now; true when a worker serving this database was found.
+CREATE FUNCTION @extschema@.ig_identity_wakeup()
+RETURNS boolean
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_wakeup';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_wakeup() FROM PUBLIC;
+
+-- The worker's state from shared memory: one row, NULL pid when no worker
+-- runs (or the library was not preloaded).  last_error never holds a token.
+CREATE FUNCTION @extschema@.ig_identity_worker_state(
+    OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
+    OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
+    OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
+    OUT last_error_at timestamptz, OUT started_at timestamptz)
+RETURNS record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
+
+-- Per connected account: state, queue, last success and error, pause, rate
+-- limit usage; plus the worker's state.  Never a token.
+CREATE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN @extschema@.ig_identity_worker_state() w;
+
+-- Monitoring without secrets: nothing for PUBLIC; pg_monitor members (and
+-- roles granted these explicitly) may look.
+REVOKE ALL ON @extschema@.ig_identity_status FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_worker_state() FROM PUBLIC;
+GRANT SELECT ON @extschema@.ig_identity_status TO pg_monitor;
+GRANT EXECUTE ON FUNCTION @extschema@.ig_identity_worker_state() TO pg_monitor;
