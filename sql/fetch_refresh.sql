@@ -132,7 +132,22 @@ SELECT count(*) AS rows_changed FROM (
     UNION ALL (SELECT * FROM before_cancel EXCEPT SELECT * FROM instagram_user_cache)) d;
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 
--- 7. Only granted roles may call the fetch functions
+-- 7. A PostgreSQL error in the middle of a batch, while the fetcher and its
+-- curl handles are alive (an app's CHECK constraint that a fetched username
+-- violates): the error reaches the caller intact, the transaction rolls
+-- back, and the session goes on working
+UPDATE instagram_user_cache SET username = 'stories.old' WHERE ig_user_id = '1000000000000103';
+ALTER TABLE instagram_user_cache ADD CONSTRAINT app_no_stories CHECK (username <> 'stories.in.store');
+-- (terse: the constraint's DETAIL echoes the row, whose picture URL changes)
+\set VERBOSITY terse
+SELECT * FROM ig_refresh_identities('loc_123');
+\set VERBOSITY default
+SELECT ig_user_id, username FROM instagram_user_cache ORDER BY ig_user_id;
+ALTER TABLE instagram_user_cache DROP CONSTRAINT app_no_stories;
+SELECT refreshed, failed, total FROM ig_refresh_identities('loc_123');
+SELECT username FROM instagram_user_cache WHERE ig_user_id = '1000000000000103';
+
+-- 8. Only granted roles may call the fetch functions
 CREATE ROLE igid_fetch_app LOGIN;
 GRANT SELECT, INSERT, UPDATE ON instagram_user_cache, instagram_conversations, instagram_messages TO igid_fetch_app;
 SET ROLE igid_fetch_app;
