@@ -11,6 +11,10 @@ constexpr std::size_t kMaxOutput = 512;
 constexpr std::size_t kTokenRun = 40;
 constexpr std::string_view kMask = "[redacted]";
 
+bool is_control(char c) {
+    unsigned char u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+}
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 bool is_token_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
@@ -78,15 +82,15 @@ std::string redact(std::string_view input, const std::vector<std::string_view> &
             // Keep scheme://host[:port]; drop userinfo, path, query, fragment.
             std::size_t j = i + 3;
             std::size_t host_start = j;
-            while (j < s.size() && !is_space(s[j]) && s[j] != '/' && s[j] != '?' && s[j] != '#' && s[j] != '"' &&
-                   s[j] != '\'' && s[j] != '>') {
+            while (j < s.size() && !is_control(s[j]) && s[j] != ' ' && s[j] != '/' && s[j] != '?' && s[j] != '#' &&
+                   s[j] != '"' && s[j] != '\'' && s[j] != '>') {
                 if (s[j] == '@')
                     host_start = j + 1;
                 ++j;
             }
             out.append("://").append(s.substr(host_start, j - host_start));
             bool had_rest = j < s.size() && (s[j] == '/' || s[j] == '?' || s[j] == '#');
-            while (j < s.size() && !is_space(s[j]) && s[j] != '"' && s[j] != '\'' && s[j] != '>')
+            while (j < s.size() && !is_control(s[j]) && s[j] != ' ' && s[j] != '"' && s[j] != '\'' && s[j] != '>')
                 ++j;
             if (had_rest)
                 out.append("/...");
@@ -116,8 +120,7 @@ std::string redact(std::string_view input, const std::vector<std::string_view> &
                 continue;
             }
         }
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        out.push_back((c < 0x20 || c == 0x7f) ? ' ' : s[i]);
+        out.push_back(is_control(s[i]) ? ' ' : s[i]);
         ++i;
     }
     if (out.size() > kMaxOutput)

@@ -1,4 +1,5 @@
-// fuzz_parsers.cpp — libFuzzer targets, one per Graph API parser of src/core.
+// fuzz_parsers.cpp — libFuzzer targets, one per Graph API parser of src/core,
+// plus the timestamp parser and the redactor.
 //
 // Each target is this file built with -DIGID_FUZZ_TARGET=<n>; run.sh builds
 // them with AddressSanitizer and UndefinedBehaviorSanitizer. A target checks
@@ -8,12 +9,16 @@
 #include "core/conversation_messages.h"
 #include "core/conversations.h"
 #include "core/graph_error.h"
+#include "core/iso_time.h"
 #include "core/profile.h"
+#include "core/redact.h"
 #include "core/usage.h"
 #include "core/webhook.h"
 
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 using namespace igid;
@@ -33,16 +38,23 @@ void fuzz_profile(std::string_view in)
     std::string_view id = nl == std::string_view::npos ? std::string_view("1234567890123456") : in.substr(0, nl);
     std::string_view body = nl == std::string_view::npos ? in : in.substr(nl + 1);
     ProfileResult r = parse_profile(body, id);
+    check(r.profile.has_value() == (r.status == ProfileStatus::ok));
+    check(r.error.has_value() == (r.status == ProfileStatus::graph_error));
     if (r.status == ProfileStatus::ok)
-        check(r.profile && r.profile->id == id);
+        check(r.profile->id == id && (!r.profile->username || !r.profile->username->empty()));
 }
 
 void fuzz_conversations(std::string_view in)
 {
     ConversationsResult r = parse_conversations(in);
-    if (r.status == ParseStatus::ok)
-        for (const auto &c : r.page.conversations)
-            check(!c.id.empty());
+    if (r.status != ParseStatus::ok)
+        check(r.page.conversations.empty() && !r.page.after);
+    check(!r.page.after || !r.page.after->empty());
+    for (const auto &c : r.page.conversations) {
+        check(!c.id.empty());
+        auto other = other_party(c.participants, "17841400000000001");
+        check(!other || other->id != "17841400000000001"); // self is never the other party
+    }
 }
 
 void fuzz_messages(std::string_view in)
@@ -65,7 +77,14 @@ void fuzz_usage(std::string_view in)
         check(*p == *p); // never NaN
 }
 
-void fuzz_batch(std::string_view in) { (void) parse_batch(in); }
+void fuzz_batch(std::string_view in)
+{
+    std::vector<std::string> ids = {"1", "2", "3"};
+    auto items = batch_profiles(parse_batch(in), ids);
+    check(items.empty() || items.size() == ids.size());
+    for (const auto &i : items)
+        check(i.answered || !i.result.profile);
+}
 
 void fuzz_webhook(std::string_view in)
 {
@@ -75,6 +94,31 @@ void fuzz_webhook(std::string_view in)
     for (const auto &m : r.messages)
         check(!m.mid.empty() && !m.account_id.empty() &&
               m.participant_id == (m.is_echo ? m.to_id : m.from_id));
+}
+
+void fuzz_iso_time(std::string_view in)
+{
+    // Four-digit years, offsets under a day.
+    if (auto t = parse_iso8601(in))
+        check(*t >= -62167219200LL - 86400 && *t <= 253402300800LL + 86400);
+}
+
+void fuzz_redact(std::string_view in)
+{
+    if (in.empty())
+        return;
+    // The first byte gives a secret's length; the secret is the text's
+    // start, used when alphanumeric and at least 8 long: it must not survive.
+    std::string_view text = in.substr(1);
+    std::string secret(text.substr(0, static_cast<unsigned char>(in[0]) % 32));
+    bool usable = secret.size() >= 8;
+    for (char c : secret)
+        usable = usable && std::isalnum(static_cast<unsigned char>(c));
+    std::string out = usable ? redact(text, {secret}) : redact(text);
+    check(out.size() <= 512);
+    check(!usable || out.find(secret) == std::string::npos);
+    for (char c : out)
+        check(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f);
 }
 
 } // namespace
@@ -96,6 +140,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_batch(in);
 #elif IGID_FUZZ_TARGET == 7
     fuzz_webhook(in);
+#elif IGID_FUZZ_TARGET == 8
+    fuzz_iso_time(in);
+#elif IGID_FUZZ_TARGET == 9
+    fuzz_redact(in);
 #else
 #error "define IGID_FUZZ_TARGET"
 #endif

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$here/out
 mkdir -p "$out"
-targets=(profile conversations messages error usage batch webhook)
+targets=(profile conversations messages error usage batch webhook iso_time redact)
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
 # the core library once, instrumented, then each target links it
@@ -34,7 +34,7 @@ for i in "${!targets[@]}"; do
     fi
     work="$out/corpus_$t"
     mkdir -p "$work"
-    if (cd "$out" && "$bin" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
+    if (cd "$out" && "$bin" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -dict="$here/json.dict" \
             -print_final_stats=1 "$work" "$here/corpus/$t" >"$out/fuzz_$t.log" 2>&1); then
         echo "fuzz_$t: ok ($(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$out/fuzz_$t.log" | grep -oE '[0-9]+$') runs in ${SECONDS_EACH}s)"
         passed=$((passed + 1))

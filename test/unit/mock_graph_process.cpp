@@ -15,6 +15,9 @@
 #ifndef IGID_SOURCE_DIR
 #error "IGID_SOURCE_DIR must point at the project root"
 #endif
+#ifndef IGID_PYTHON3
+#define IGID_PYTHON3 "python3"
+#endif
 
 namespace igid::test {
 
@@ -29,7 +32,7 @@ size_t collect(char *data, size_t size, size_t n, void *userdata) {
 
 MockGraphProcess::MockGraphProcess(std::vector<std::string> extra_args) {
     std::string script = std::string(IGID_SOURCE_DIR) + "/test/mock_graph/mock_graph.py";
-    std::vector<std::string> args = {"python3", script, "--port", "0", "--quiet"};
+    std::vector<std::string> args = {IGID_PYTHON3, script, "--port", "0", "--quiet"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     int fds[2];
     if (pipe(fds) != 0)
@@ -45,7 +48,7 @@ MockGraphProcess::MockGraphProcess(std::vector<std::string> extra_args) {
         for (std::string &a : args)
             argv.push_back(a.data());
         argv.push_back(nullptr);
-        execvp("python3", argv.data());
+        execvp(argv[0], argv.data());
         _exit(127);
     }
     close(fds[1]);
@@ -80,12 +83,12 @@ MockGraphProcess::~MockGraphProcess() {
     if (pid_ > 0) {
         kill(pid_, SIGTERM);
         int status = 0;
-        for (int i = 0; i < 50; ++i) {
+        for (int i = 0; i < 500; ++i) {
             if (waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = -1;
                 break;
             }
-            usleep(100 * 1000);
+            usleep(10 * 1000);
         }
         if (pid_ > 0) {
             kill(pid_, SIGKILL);

@@ -66,3 +66,13 @@ TEST(Redact, PlainTextUnchanged) {
     EXPECT_EQ(redact("Operation timed out after 1000 milliseconds with 0 bytes received"),
               "Operation timed out after 1000 milliseconds with 0 bytes received");
 }
+
+TEST(Redact, ControlCharactersInsideAUrlHost) {
+    // Found by fuzz_redact: the host of a URL was copied without the control-character filter.
+    const char raw[] = "x https://\x01\x00\x7fgraph.facebook.com/v21.0/me?access_token=EAAsecret tail";
+    std::string out = redact(std::string_view(raw, sizeof raw - 1));
+    for (char c : out)
+        EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << out;
+    EXPECT_EQ(out.find("EAAsecret"), std::string::npos);
+    EXPECT_NE(out.find("tail"), std::string::npos);
+}
