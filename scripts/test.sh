@@ -105,15 +105,17 @@ suite_fuzz() {
 
 # pg_regress/pg_isolation_regress against a private temp instance that
 # preloads the library and points it at a fresh mock.
+# run_pg_regress SUITE RUNNER SCHEDULE [INPUTDIR]: INPUTDIR (default $SRC)
+# holds sql/ or specs/, and expected/.
 run_pg_regress() {
-    local suite=$1 runner=$2 schedule=$3 logf=$LOGS/$1.log
+    local suite=$1 runner=$2 schedule=$3 inputdir=${4:-$SRC} logf=$LOGS/$1.log
     local out=$WORK/$suite
     mkdir -p "$out/mock"
     start_mock "$out/mock"
     write_pg_conf "$out/pg_test.conf" contrib_regression
     echo "ig_identity.enabled = off" >>"$out/pg_test.conf"
     chown -R "$PG_USER" "$out"
-    (cd "$SRC" && as_pg env IGID_MOCK_PORT="$MOCK_PORT" IGID_SRC="$SRC" \
+    (cd "$inputdir" && as_pg env IGID_MOCK_PORT="$MOCK_PORT" IGID_SRC="$SRC" \
         "$runner" --temp-instance="$out/tmp_check" --temp-config="$out/pg_test.conf" \
         --inputdir=. --outputdir="$out" --bindir="$PGBIN" --dbname=contrib_regression \
         --port="$(free_port)" --schedule="$schedule") >"$logf" 2>&1
@@ -144,8 +146,8 @@ suite_regress() {
 suite_isolation() {
     [ -f "$SRC/test/isolation/schedule" ] || return 0
     log "isolation: pg_isolation_regress"
-    (cd "$SRC/test/isolation" && run_pg_regress isolation \
-        "$PGXS_DIR/src/test/isolation/pg_isolation_regress" "$SRC/test/isolation/schedule")
+    run_pg_regress isolation "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+        "$SRC/test/isolation/schedule" "$SRC/test/isolation"
 }
 
 suite_tap() {
