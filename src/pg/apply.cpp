@@ -69,19 +69,21 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
         c.queue_next.push_back(o.kind == FetchOutcome::Kind::retry_later ? next : std::nullopt);
     }
 
+    /* Queue rows before cache rows, as on every path (see upsert_identities):
+     * one lock order, no deadlock with an ingest that then upserts. */
     for (auto &[account, c] : by_account) {
-        if (!c.ids.empty())
-            spi_exec("SELECT ig_identity.upsert_identities($1, $2, $3, $4, $5, $6, $7, $8)",
-                     {text_param(account), text_array_param(c.ids), text_array_param(c.usernames),
-                      text_array_param(c.names), text_array_param(c.pics),
-                      text_array_param(c.statuses), int4_array_param(c.codes),
-                      timestamptz_array_param(c.next_fetch)});
         if (!c.queue_ids.empty()) {
             AsExtensionOwner owner;
             spi_exec("SELECT ig_identity.settle_queue($1, $2, $3)",
                      {text_param(account), text_array_param(c.queue_ids),
                       timestamptz_array_param(c.queue_next)});
         }
+        if (!c.ids.empty())
+            spi_exec("SELECT ig_identity.upsert_identities($1, $2, $3, $4, $5, $6, $7, $8)",
+                     {text_param(account), text_array_param(c.ids), text_array_param(c.usernames),
+                      text_array_param(c.names), text_array_param(c.pics),
+                      text_array_param(c.statuses), int4_array_param(c.codes),
+                      timestamptz_array_param(c.next_fetch)});
     }
 }
 

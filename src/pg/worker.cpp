@@ -458,13 +458,14 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
     const long long refreshed = summary.refreshed, failed = summary.failed;
 
     unit_of_work("saving results", [&] {
+        /* queue rows before cache rows, the lock order of every path */
+        if (!rel_accounts.empty())
+            spi_exec("SELECT ig_identity._worker_release($1, $2)",
+                     {text_array_param(rel_accounts), text_array_param(rel_users)});
         if (!outcomes.empty())
             apply_outcomes(outcomes);
         if (!events.empty())
             apply_account_events(events);
-        if (!rel_accounts.empty())
-            spi_exec("SELECT ig_identity._worker_release($1, $2)",
-                     {text_array_param(rel_accounts), text_array_param(rel_users)});
         spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::float8), $2, $3, $4, $5)",
                  {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
                   int4_param((int) c.targets.size()), jsonb_param(errors_json)});

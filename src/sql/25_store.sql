@@ -91,6 +91,19 @@ BEGIN
     SELECT a.self_igsid INTO v_self
       FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id;
 
+    -- Lock order, the same on every path: queue row before cache row. An
+    -- ingest locks the queue row and its transaction may then upsert the
+    -- person; a refresh settles the queue and then upserts. One order means
+    -- those never deadlock. A successful fetch leaves the queue.
+    DELETE FROM ig_identity.refresh_queue q
+     USING (SELECT DISTINCT ON (g.uid) g.uid, COALESCE(g.status, 'ok') AS status
+              FROM ROWS FROM (pg_catalog.unnest(p_ig_user_ids), pg_catalog.unnest(p_statuses))
+                   WITH ORDINALITY AS g(uid, status, n)
+             ORDER BY g.uid, g.n DESC) s
+     WHERE q.ig_account_id = p_ig_account_id
+       AND q.ig_user_id = s.uid
+       AND s.status = 'ok';
+
     WITH given AS (
         SELECT DISTINCT ON (g.uid)
                g.uid, g.username, g.name, g.pic,
@@ -139,12 +152,6 @@ BEGIN
                next_fetch_at = EXCLUDED.next_fetch_at,
                updated_at = EXCLUDED.updated_at
         RETURNING c.ig_user_id, c.fetch_status
-    ), dequeued AS (
-        DELETE FROM ig_identity.refresh_queue q
-         USING upserted u
-         WHERE q.ig_account_id = p_ig_account_id
-           AND q.ig_user_id = u.ig_user_id::text
-           AND u.fetch_status = 'ok'
     )
     SELECT pg_catalog.count(*)::int INTO v_touched FROM upserted;
 
