@@ -18,7 +18,7 @@ PG_CONFIG ?= pg_config
 override with_llvm = no
 
 PG_CPPFLAGS = -Isrc
-PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wextra -Wno-unused-parameter \
+PG_CXXFLAGS = -std=c++17 -fPIC -MMD -MP -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register $(IGID_EXTRA_CXXFLAGS)
 SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson) -lstdc++
 
@@ -34,7 +34,10 @@ ig_identity--1.0.sql: $(sort $(wildcard src/sql/*.sql))
 %.o: %.cpp
 	$(CXX) $(CXXFLAGS) $(PG_CXXFLAGS) $(CPPFLAGS) -c -o $@ $<
 
+# Rebuild an object when a header it includes changes (-MMD -MP above).
+-include $(OBJS:.o=.d)
+
 clean: clean-igid
 clean-igid:
-	rm -f src/core/*.o src/pg/*.o
+	rm -f src/core/*.o src/pg/*.o src/core/*.d src/pg/*.d
 .PHONY: clean-igid
