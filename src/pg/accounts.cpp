@@ -18,12 +18,12 @@ namespace igid::pg {
 static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id)
 {
     AsExtensionOwner owner;
-    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token"
+    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token, token_rotated_at"
                           "  FROM ig_identity.account_credentials($1, $2)",
                           {text_param(location_id), text_param(ig_account_id)}, true);
     std::vector<AccountCreds> out;
     for (auto &r : rows)
-        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or("")});
+        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4]});
     return out;
 }
 
@@ -83,13 +83,13 @@ void apply_account_events(const std::vector<AccountEvent> &events)
     for (const auto &e : events) {
         std::optional<double> paused = e.paused_until;
         spi_exec("SELECT ig_identity.record_account_event($1, $2, to_timestamp($3::float8), $4, $5,"
-                 " $6::jsonb, $7)",
+                 " $6::jsonb, $7, $8::timestamptz)",
                  {text_param(e.ig_account_id), text_param(e.status),
                   text_param(paused ? Text(std::to_string(*paused)) : std::nullopt),
                   int4_param(e.error_code),
                   text_param(e.error_message.empty() ? Text() : Text(e.error_message)),
                   text_param(e.usage_json.empty() ? Text() : Text(e.usage_json)),
-                  bool_param(e.had_success)});
+                  bool_param(e.had_success), text_param(e.token_rotated_at)});
     }
 }
 

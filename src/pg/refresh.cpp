@@ -159,7 +159,8 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
     for (const auto &a : accounts) {
         ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
         fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)});
-        events[a.ig_account_id] = AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false};
+        events[a.ig_account_id] =
+            AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false, a.token_rotated_at};
     }
 
     /* Ids are handed to the fetcher a window at a time, so neither pending

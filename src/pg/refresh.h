@@ -20,6 +20,8 @@ namespace igid::pg {
 /* A connected account as the fetcher needs it. */
 struct AccountCreds {
     std::string ig_account_id, self_igsid, api_host, token;
+    Text token_rotated_at; /* when this token was set: a stop learned with it is
+                            * void once the token has been rotated since */
 };
 
 /* One identity to fetch. */
@@ -54,6 +56,7 @@ struct AccountEvent {
     std::string error_message;
     std::string usage_json; /* last usage headers seen, as JSON; "" if none */
     bool had_success = false;
+    Text token_rotated_at;  /* of the token the fetch used */
 };
 
 struct FetchResult {

@@ -110,7 +110,7 @@ std::optional<AccountEvent> account_event(const AccountCreds &a, const Action &a
     if (!action.stops_account() && !action.pauses_account())
         return std::nullopt;
     AccountEvent e{a.ig_account_id, action.stops_account() ? std::string(action_name(action.kind)) : "paused",
-                   {}, {}, detail, {}, false};
+                   {}, {}, detail, {}, false, a.token_rotated_at};
     if (action.pauses_account())
         e.paused_until = (double) time(nullptr) + (double) pause_for.count() / 1000.0;
     if (error)
@@ -241,7 +241,7 @@ IGID_FUNCTION(ig_sync_inbox)
             if (auto e = sync_account(http, a, location_id, counts))
                 events.push_back(std::move(*e));
             else
-                events.push_back({a.ig_account_id, "active", {}, {}, {}, {}, true});
+                events.push_back({a.ig_account_id, "active", {}, {}, {}, {}, true, a.token_rotated_at});
         }
         apply_account_events(events);
     });

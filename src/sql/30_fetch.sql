@@ -46,11 +46,12 @@ $$;
 -- SECURITY DEFINER code owned by the extension's owner can read tokens.
 CREATE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
-               status text, paused_until timestamptz)
+               status text, paused_until timestamptz, token_rotated_at timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until,
+           t.rotated_at
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
      WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
@@ -61,14 +62,28 @@ REVOKE ALL ON FUNCTION ig_identity.account_credentials(text, text) FROM PUBLIC;
 
 -- Records what a fetch learned about an account: a stop (reauth_required,
 -- permission_error), a pause, the last error and usage, the last success.
--- An account stopped meanwhile by another session is not re-activated.
+-- A stop or pause learned with a token that has been rotated since (the
+-- fetch read the old token while ig_connect_account was setting a new one)
+-- is void: the account row is locked first, and the token's rotation time
+-- is read after the lock, with a snapshot that sees the rotation.
 CREATE FUNCTION ig_identity.record_account_event(
     p_ig_account_id text, p_status text, p_paused_until timestamptz,
-    p_error_code int, p_error text, p_usage jsonb, p_success boolean)
+    p_error_code int, p_error text, p_usage jsonb, p_success boolean,
+    p_token_rotated_at timestamptz)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$
+AS $fn$
+BEGIN
+    PERFORM 1 FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN; -- disconnected meanwhile
+    END IF;
+    IF p_status <> 'active' AND p_token_rotated_at IS NOT NULL
+       AND (SELECT t.rotated_at FROM ig_identity.account_tokens t
+             WHERE t.ig_account_id = p_ig_account_id) IS DISTINCT FROM p_token_rotated_at THEN
+        RETURN;
+    END IF;
     UPDATE ig_identity.accounts a
        SET status = CASE
                         WHEN p_status <> 'active' THEN p_status
@@ -86,8 +101,9 @@ AS $$
            last_usage = COALESCE(p_usage, a.last_usage),
            last_success_at = CASE WHEN p_success THEN pg_catalog.now() ELSE a.last_success_at END,
            updated_at = pg_catalog.now()
-     WHERE a.ig_account_id = p_ig_account_id
-$$;
+     WHERE a.ig_account_id = p_ig_account_id;
+END
+$fn$;
 
 -- Settles queue rows after a fetch: a NULL next time removes the row (done,
 -- or waiting for something other than time), a time puts it back to wait.
