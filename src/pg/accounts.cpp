@@ -52,7 +52,10 @@ void require_account_usable(const std::string &ig_account_id)
     AsExtensionOwner owner;
     auto rows = spi_query("SELECT status, paused_until > now(), to_char(paused_until, 'YYYY-MM-DD HH24:MI:SS TZ')"
                           "  FROM ig_identity.accounts WHERE ig_account_id = $1",
-                          {text_param(ig_account_id)}, true);
+                          /* not read-only: it must see this transaction's
+                           * own account update (a read-only SPI call keeps
+                           * the old snapshot) */
+                          {text_param(ig_account_id)}, false);
     if (rows.empty())
         throw Error(ERRCODE_UNDEFINED_OBJECT,
                     "Instagram account \"" + ig_account_id + "\" is not connected", "",

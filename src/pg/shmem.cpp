@@ -112,6 +112,45 @@ bool wake_worker(Oid dboid)
     return found;
 }
 
+bool note_account_stop(Oid dboid, const PendingStop &stop)
+{
+    if (shared == nullptr)
+        return false;
+    bool stored = false;
+    SpinLockAcquire(&shared->mutex);
+    int slot = -1;
+    for (int i = 0; i < kPendingStops && slot < 0; i++)
+        if (shared->pending_stops[i].used && shared->pending_stops[i].database == dboid &&
+            strcmp(shared->pending_stops[i].ig_account_id, stop.ig_account_id) == 0)
+            slot = i; /* the newest stop of an account replaces its older one */
+    for (int i = 0; i < kPendingStops && slot < 0; i++)
+        if (!shared->pending_stops[i].used)
+            slot = i;
+    if (slot >= 0) {
+        shared->pending_stops[slot] = stop;
+        shared->pending_stops[slot].used = true;
+        shared->pending_stops[slot].database = dboid;
+        stored = true;
+    }
+    SpinLockRelease(&shared->mutex);
+    return stored && wake_worker(dboid);
+}
+
+int take_account_stops(Oid dboid, PendingStop (&out)[kPendingStops])
+{
+    int n = 0;
+    if (shared == nullptr)
+        return 0;
+    SpinLockAcquire(&shared->mutex);
+    for (int i = 0; i < kPendingStops; i++)
+        if (shared->pending_stops[i].used && shared->pending_stops[i].database == dboid) {
+            out[n++] = shared->pending_stops[i];
+            shared->pending_stops[i].used = false;
+        }
+    SpinLockRelease(&shared->mutex);
+    return n;
+}
+
 bool take_wake_request()
 {
     if (shared == nullptr)

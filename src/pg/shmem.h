@@ -24,6 +24,23 @@ namespace igid::pg {
 /* Room for the last error's message; longer messages are cut. */
 constexpr int kLastErrorLen = 256;
 
+/*
+ * An account stop (190 → reauth_required, permission_error) that a backend
+ * learned in a transaction about to fail: ig_resolve_profile must raise an
+ * error, and its rollback would discard the account's new status. The
+ * backend leaves the stop here; the worker records it in its next cycle.
+ */
+constexpr int kPendingStops = 16;
+struct PendingStop {
+    bool used;
+    Oid database;
+    char ig_account_id[40];
+    char status[24];
+    int error_code;
+    char error[200];
+    char token_rotated_at[64];
+};
+
 struct WorkerShared {
     slock_t mutex;
     /* who: set when the worker has connected, cleared when it exits */
@@ -43,6 +60,7 @@ struct WorkerShared {
     int in_flight;       /* identities being fetched right now */
     TimestampTz last_error_at;
     char last_error[kLastErrorLen];
+    PendingStop pending_stops[kPendingStops];
 };
 
 /* The struct, or nullptr when the library was not preloaded. */
@@ -60,6 +78,15 @@ void request_worker_shmem();
  * Returns whether a worker was found.  Safe in a commit callback: takes a
  * spinlock, never raises an error. */
 bool wake_worker(Oid dboid);
+
+/* For a backend: leaves an account stop for the worker to record and wakes
+ * it. Returns false when no worker can take it (not preloaded, or all slots
+ * taken). Takes a spinlock, never raises an error. */
+bool note_account_stop(Oid dboid, const PendingStop &stop);
+
+/* For the worker: the stops left for database dboid, removed from shared
+ * memory (copied out under the lock; at most kPendingStops). */
+int take_account_stops(Oid dboid, PendingStop (&out)[kPendingStops]);
 
 /* For the worker: whether a cycle was asked for since the last call.
  * Other latch sets (signals, sinval catch-up) are not requests. */

@@ -10,6 +10,7 @@
 #include "pg/privilege.h"
 #include "pg/refresh.h"
 #include "pg/result.h"
+#include "pg/shmem.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -149,12 +150,24 @@ IGID_FUNCTION(ig_resolve_profile)
         apply_outcomes(outcomes);
         apply_account_events(events);
         /* A token or permission failure is an error of the call: the
-         * account's new status, recorded just above, decides the message. */
+         * account's new status, recorded just above, decides the message.
+         * The error rolls that record back, so the stop is also left for the
+         * background worker, which records it in its own transaction. */
         for (const auto &e : events)
-            if (e.status == "reauth_required" || e.status == "permission_error")
+            if (e.status == "reauth_required" || e.status == "permission_error") {
+                PendingStop stop{};
+                strlcpy(stop.ig_account_id, e.ig_account_id.c_str(), sizeof stop.ig_account_id);
+                strlcpy(stop.status, e.status.c_str(), sizeof stop.status);
+                stop.error_code = e.error_code.value_or(0);
+                strlcpy(stop.error, e.error_message.c_str(), sizeof stop.error);
+                if (e.token_rotated_at)
+                    strlcpy(stop.token_rotated_at, e.token_rotated_at->c_str(), sizeof stop.token_rotated_at);
+                note_account_stop(MyDatabaseId, stop);
                 require_account_usable(account_id);
+            }
+        /* not read-only: it must see the upsert just made */
         rows = spi_query("SELECT * FROM ig_identity.cache_row($1, $2)",
-                         {text_param(account_id), text_param(user_id)}, true);
+                         {text_param(account_id), text_param(user_id)}, false);
     });
 
     if (rows.empty())

@@ -195,6 +195,7 @@ private:
     bool extension_ready();
     void wait_cause(const std::string &cause, const std::string &hint);
     Claim claim();
+    void record_pending_stops();
     void fetch_and_apply(Claim &claim);
     void apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
                const Claim &claim, TimestampTz started);
@@ -303,6 +304,23 @@ bool Worker::extension_ready()
         });
     }
     return true;
+}
+
+/* Records the account stops that backends learned in transactions that then
+ * failed (see PendingStop), through the same path as any account event, so
+ * a token rotated meanwhile voids them.  Runs inside a transaction. */
+void Worker::record_pending_stops()
+{
+    PendingStop stops[kPendingStops];
+    const int n = take_account_stops(MyDatabaseId, stops);
+    for (int i = 0; i < n; i++) {
+        const PendingStop &s = stops[i];
+        spi_exec("SELECT ig_identity.record_account_event($1, $2, NULL, $3, $4, NULL, false, $5::timestamptz)",
+                 {text_param(std::string(s.ig_account_id)), text_param(std::string(s.status)),
+                  int4_param(s.error_code ? std::optional<int>(s.error_code) : std::nullopt),
+                  text_param(s.error[0] ? Text(std::string(s.error)) : Text()),
+                  text_param(s.token_rotated_at[0] ? Text(std::string(s.token_rotated_at)) : Text())});
+    }
 }
 
 /* Step 1: leases due rows and reads their accounts' credentials.  Runs inside
@@ -518,6 +536,7 @@ long Worker::cycle()
         ready = extension_ready();
         if (!ready)
             return;
+        record_pending_stops();
         c = claim();
     });
     if (!ready)
