@@ -263,6 +263,16 @@ BEGIN
             HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
     END IF;
 
+    -- Rows held back while the account was stopped or paused are due again
+    -- with the new token (otherwise they would wait out the old pause, up
+    -- to 15 minutes). Queue rows before the account row: the lock order of
+    -- the worker's saves, so the two never deadlock.
+    UPDATE ig_identity.refresh_queue q
+       SET not_before = pg_catalog.now()
+     WHERE q.ig_account_id = ig_connect_account.ig_account_id
+       AND q.not_before > pg_catalog.now()
+       AND (q.leased_until IS NULL OR q.leased_until < pg_catalog.now());
+
     -- Connecting again is how credentials are rotated: it also clears the
     -- state that stopped the account (reauth_required, a pause, last error).
     INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host)
