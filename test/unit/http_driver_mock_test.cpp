@@ -130,8 +130,14 @@ TEST_F(HttpDriverMock, PerAccountRateLimitRespected) {
         }
     }
     // The mock sees the same pacing; its clock adds network and accept-queue
-    // jitter on a loaded machine, hence one request of tolerance.
+    // jitter on a loaded machine, hence one request of tolerance. The mock
+    // logs a request after answering it, so its log may trail the last
+    // answer by a moment: wait for all 40 entries.
     auto reqs = logged_requests(mock.stats().get());
+    for (int tries = 0; reqs.size() < 40u && tries < 50; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        reqs = logged_requests(mock.stats().get());
+    }
     for (const char *acct : {kAccountA, kAccountB}) {
         std::vector<double> starts;
         for (auto &r : reqs)
