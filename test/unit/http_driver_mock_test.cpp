@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>
 
 using namespace igid;
 using namespace igid::test;
@@ -133,11 +132,7 @@ TEST_F(HttpDriverMock, PerAccountRateLimitRespected) {
     // jitter on a loaded machine, hence one request of tolerance. The mock
     // logs a request after answering it, so its log may trail the last
     // answer by a moment: wait for all 40 entries.
-    auto reqs = logged_requests(mock.stats().get());
-    for (int tries = 0; reqs.size() < 40u && tries < 50; ++tries) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        reqs = logged_requests(mock.stats().get());
-    }
+    auto reqs = logged_requests_at_least(mock, 40);
     for (const char *acct : {kAccountA, kAccountB}) {
         std::vector<double> starts;
         for (auto &r : reqs)

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace igid::test {
@@ -58,6 +59,18 @@ inline std::vector<LoggedRequest> logged_requests(const json_t *stats) {
         out.push_back(std::move(l));
     }
     return out;
+}
+
+// The mock appends a request to its log after answering it, so the log may
+// trail the last answer by a moment: waits (up to 2.5 s) until it holds at
+// least n entries, then returns it.
+inline std::vector<LoggedRequest> logged_requests_at_least(MockGraphProcess &mock, std::size_t n) {
+    auto reqs = logged_requests(mock.stats().get());
+    for (int tries = 0; reqs.size() < n && tries < 50; ++tries) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        reqs = logged_requests(mock.stats().get());
+    }
+    return reqs;
 }
 
 // The most requests of one account that were being served at the same time.
