@@ -257,6 +257,7 @@ DECLARE
     v_rel    regclass;
     v_label  text;
     v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
 BEGIN
     tables_created := 0;
     columns_added := 0;
@@ -401,7 +402,7 @@ BEGIN
      * Exactly one: that is its account. None or several: the row cannot be
      * attributed and goes to the quarantine, with the candidates.
      */
-    EXECUTE pg_catalog.format(
+    v_candidates := pg_catalog.format(
         'WITH pairs AS (
              SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
                FROM %1$I.instagram_conversations c
@@ -419,34 +420,17 @@ BEGIN
                     pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
                FROM %2$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
               WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid)
-         UPDATE %2$s u SET ig_account_id = c.accounts[1]
+              GROUP BY u.ctid)', v_schema, v_rel);
+    EXECUTE v_candidates || pg_catalog.format('
+         UPDATE %s u SET ig_account_id = c.accounts[1]
            FROM cand c
-          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_schema, v_rel);
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel);
     GET DIAGNOSTICS v_n = ROW_COUNT;
     rows_recovered := rows_recovered + v_n;
 
-    EXECUTE pg_catalog.format(
-        'WITH pairs AS (
-             SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
-               FROM %1$I.instagram_conversations c
-              WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.from_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.to_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL),
-         cand AS (
-             SELECT u.ctid AS tid,
-                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
-               FROM %2$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
-              WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid),
+    EXECUTE v_candidates || pg_catalog.format(',
          moved AS (
-             DELETE FROM %2$s u USING cand c
+             DELETE FROM %1$s u USING cand c
               WHERE u.ctid = c.tid
           RETURNING c.accounts, pg_catalog.to_jsonb(u) AS row_data)
          INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
@@ -456,7 +440,7 @@ BEGIN
                      ELSE m.row_data || pg_catalog.jsonb_build_object(''ig_identity_candidates'',
                                                                       pg_catalog.to_jsonb(m.accounts))
                 END
-           FROM moved m', v_schema, v_rel)
+           FROM moved m', v_rel)
         USING v_label;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     rows_quarantined := rows_quarantined + v_n;
