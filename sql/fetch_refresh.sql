@@ -43,7 +43,10 @@ SELECT * FROM ig_connect_account('loc_123', '17841400000000001', '17841400000000
                                  'mock-token-A-0123456789', 'graph.facebook.com');
 
 -- 1. The normal path: 5 participants, 3 refreshed, 230 and 9010 reported
-SELECT refreshed, failed, total, jsonb_pretty(errors) FROM ig_refresh_identities('loc_123');
+-- (errors sorted: fetches finish in any order)
+SELECT refreshed, failed, total,
+       jsonb_pretty((SELECT jsonb_agg(e ORDER BY e->>'ig_user_id') FROM jsonb_array_elements(errors) e))
+  FROM ig_refresh_identities('loc_123');
 SELECT ig_user_id, username, name, profile_pic LIKE 'https://%' AS has_pic,
        profile_pic = profile_pic_url AS url_mirrors, fetch_status, last_error_code,
        last_fetched_at IS NOT NULL AS fetched
