@@ -24,7 +24,8 @@ SELECT count(*) AS messages, count(*) FILTER (WHERE is_echo) AS echoes,
   FROM instagram_messages;
 -- identities from the participants lists: usernames, never the account itself
 SELECT ig_user_id, username, fetch_status FROM instagram_user_cache ORDER BY ig_user_id;
--- the API calls: one list page, one message call per conversation
+-- the API calls: one list page that carries the messages too (field
+-- expansion), and no call per conversation
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" count conversations
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" count conversation
 
@@ -42,7 +43,7 @@ SELECT * FROM ig_sync_inbox('loc_123');
 SELECT username, name FROM instagram_user_cache WHERE ig_user_id = '1000000000000101';
 
 -- 3. Paging across pages: account B gets 60 more conversations (61 in
--- all), listed 25 per page: 3 list calls plus one per conversation
+-- all), listed 25 per page with their messages: 3 list calls in all
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" conversations 17841400000000002 60
 SELECT status FROM ig_connect_account('loc_789', '17841400000000002', '17841400000000002',
@@ -53,6 +54,17 @@ SELECT count(*) AS conversations, count(DISTINCT participant_igsid) AS people
   FROM instagram_conversations WHERE location_id = 'loc_789';
 SELECT count(*) AS gen_users_named FROM instagram_user_cache
  WHERE ig_account_id = '17841400000000002' AND username LIKE 'gen.user.%';
+-- a page without the nested messages: the new conversations' messages are
+-- fetched one conversation at a time, the others cost nothing more
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" config '{"omit_nested_messages":true}'
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" conversations 17841400000000002 2 60
+SELECT * FROM ig_sync_inbox('loc_789');
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" count conversation
+SELECT count(*) AS messages_of_new FROM instagram_messages m
+  JOIN instagram_conversations c ON c.id = m.conversation_id
+ WHERE c.location_id = 'loc_789' AND c.participant_igsid IN ('3000000000000060', '3000000000000061');
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 
 -- 4. Sync on a stopped token: the account is flagged, nothing stored
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" fault '{"match":{"account":"17841400000000002"},"fault":{"type":"graph_error","code":190}}'
@@ -67,7 +79,7 @@ SELECT * FROM ig_ingest_webhook('{"object":"instagram","entry":[{"id":"178414000
   {"sender":{"id":"17841400000000001"},"recipient":{"id":"1000000000000150"},"timestamp":1752834920447,"message":{"mid":"mid.echo.1","text":"hello!","is_echo":true}},
   {"sender":{"id":"1000000000000150"},"recipient":{"id":"17841400000000001"},"timestamp":1752834930447,"reaction":{"mid":"mid.in.1","action":"react","reaction":"love"}}]}]}');
 SELECT id, from_id, to_id, message, is_echo, created_at AT TIME ZONE 'UTC' AS created_utc
-  FROM instagram_messages WHERE id LIKE 'mid.%' ORDER BY created_at;
+  FROM instagram_messages WHERE id LIKE 'mid.%' ORDER BY created_at, id;
 SELECT ig_account_id, ig_user_id, reason FROM ig_identity.refresh_queue ORDER BY ig_user_id;
 SELECT * FROM ig_ingest_webhook('{"object":"instagram","entry":[{"id":"17841400000000001","time":1752834911539,"messaging":[
   {"sender":{"id":"1000000000000150"},"recipient":{"id":"17841400000000001"},"timestamp":1752834910447,"message":{"mid":"mid.in.1","text":"hi there"}}]}]}');

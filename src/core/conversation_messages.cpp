@@ -39,6 +39,21 @@ std::optional<Message> message_from_json(const json_t *item) {
 
 } // namespace
 
+bool messages_from_json(const json_t *edge, std::vector<Message> &out, std::size_t &skipped) {
+    const json_t *data = json_get_array(edge, "data");
+    if (data == nullptr)
+        return false;
+    std::size_t i;
+    json_t *item;
+    json_array_foreach(data, i, item) {
+        if (auto m = message_from_json(item))
+            out.push_back(std::move(*m));
+        else
+            ++skipped;
+    }
+    return true;
+}
+
 ConversationMessagesResult parse_conversation_messages(std::string_view body) {
     ConversationMessagesResult r;
     JsonPtr root = json_parse(body);
@@ -58,19 +73,9 @@ ConversationMessagesResult parse_conversation_messages(std::string_view body) {
             return r;
         c.participants = std::move(*list);
     }
-    if (const json_t *messages = json_get(root.get(), "messages")) {
-        const json_t *data = json_get_array(messages, "data");
-        if (data == nullptr)
+    if (const json_t *messages = json_get(root.get(), "messages"))
+        if (!messages_from_json(messages, c.messages, c.skipped))
             return r;
-        std::size_t i;
-        json_t *item;
-        json_array_foreach(data, i, item) {
-            if (auto m = message_from_json(item))
-                c.messages.push_back(std::move(*m));
-            else
-                ++c.skipped;
-        }
-    }
     if (c.id.empty() && !json_has(root.get(), "participants") && !json_has(root.get(), "messages"))
         return r;
     r.status = ParseStatus::ok;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "graph_error.h"
+#include "json.h"
 #include "participant.h"
 
 #include <cstdint>
@@ -36,5 +37,11 @@ struct ConversationMessagesResult {
 };
 
 ConversationMessagesResult parse_conversation_messages(std::string_view body);
+
+// The `messages` edge ({"data":[...]}) of a conversation, as nested in a
+// conversation node or in a Conversations page.  Appends the usable messages
+// to `out` and counts the others in `skipped`; false when the edge itself is
+// malformed (then `out` is left as it was).
+bool messages_from_json(const json_t *edge, std::vector<Message> &out, std::size_t &skipped);
 
 } // namespace igid

@@ -24,6 +24,12 @@ std::optional<Conversation> conversation_from_json(const json_t *item, std::size
         else
             ++skipped;
     }
+    if (const json_t *messages = json_get(item, "messages")) {
+        if (messages_from_json(messages, c.messages, skipped))
+            c.has_messages = true;
+        else
+            ++skipped;
+    }
     return c;
 }
 

@@ -73,7 +73,11 @@ std::optional<HttpRequest> conversations_request(const GraphAccount &account, st
                                                  std::string_view after_cursor) {
     if (!is_valid_igsid(owner_id))
         return std::nullopt;
-    std::string q = std::string(owner_id) + "/conversations?platform=instagram&fields=id,updated_time,participants&limit=25";
+    // The newest messages ride along (field expansion): one call per page.
+    // Braces are not valid in a URL; they travel percent-encoded.
+    std::string q = std::string(owner_id) +
+                    "/conversations?platform=instagram&fields=id,updated_time,participants,"
+                    "messages.limit(20)%7Bid,created_time,from,to,message%7D&limit=25";
     if (!after_cursor.empty())
         q += "&after=" + url_encode(after_cursor);
     return get(account, std::move(q));

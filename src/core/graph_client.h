@@ -50,7 +50,8 @@ std::optional<HttpRequest> profile_request(const GraphAccount &account, std::str
 // GET /me?fields=id,username
 HttpRequest me_request(const GraphAccount &account);
 
-// GET /{owner_id}/conversations?platform=instagram&fields=id,updated_time,participants&limit=25[&after=]
+// GET /{owner_id}/conversations?platform=instagram&fields=id,updated_time,participants,
+//     messages.limit(20){id,created_time,from,to,message}&limit=25[&after=]
 // owner_id is the page id (facebook host) or the IG account id; the cursor is
 // URL-encoded. nullopt when owner_id is not valid.
 std::optional<HttpRequest> conversations_request(const GraphAccount &account, std::string_view owner_id,

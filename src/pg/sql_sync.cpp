@@ -3,9 +3,10 @@
  * API for each of the location's accounts, upserts conversations and
  * messages, and captures every participant's identity from the responses
  * themselves (the cheapest identity source: it works even where the profile
- * API answers 230).  Only conversations that are new or changed since the
- * last sync have their messages fetched, so a second run changes nothing and
- * costs one call per page.
+ * API answers 230).  Each page carries its conversations' newest messages
+ * (field expansion), so a sync costs one call per 25 conversations; only new
+ * or changed conversations have their messages stored, so a second run
+ * changes nothing.
  */
 #include "core/conversation_messages.h"
 #include "core/conversation_pager.h"
@@ -118,49 +119,61 @@ std::optional<AccountEvent> account_event(const AccountCreds &a, const Action &a
     return e;
 }
 
-/* Fetches and stores the messages of changed conversations. */
-void sync_messages(HttpDriver &http, const GraphAccount &g, const AccountCreds &a,
-                   const std::vector<std::string> &conversation_ids, SyncCounts &counts)
+/* One batch of messages on its way to store_messages, with the identities
+ * their senders and recipients reveal. */
+struct MessageRows {
+    std::vector<Text> ids, convs, from, to, texts;
+    std::vector<std::optional<double>> created;
+    std::vector<bool> echo;
+    Identities identities;
+
+    void add(const std::string &conv, const Message &m, const AccountCreds &a)
+    {
+        ids.emplace_back(m.id);
+        convs.push_back(conv.empty() ? Text() : Text(conv));
+        from.emplace_back(m.from.id);
+        to.push_back(m.to.empty() ? Text() : Text(m.to.front().id));
+        texts.push_back(m.text);
+        created.push_back(m.created_epoch ? std::optional<double>((double) *m.created_epoch) : std::nullopt);
+        echo.push_back(m.from.id == a.ig_account_id || m.from.id == a.self_igsid);
+        identities.add(m.from, a);
+        for (const auto &t : m.to)
+            identities.add(t, a);
+    }
+
+    void store(const AccountCreds &a, SyncCounts &counts)
+    {
+        if (!ids.empty()) {
+            auto rows = spi_query("SELECT ig_identity.store_messages($1, $2, $3, $4, $5, $6, $7, $8)",
+                                  {text_param(a.ig_account_id), text_array_param(ids), text_array_param(convs),
+                                   text_array_param(from), text_array_param(to), text_array_param(texts),
+                                   timestamptz_array_param(created), bool_array_param(echo)});
+            counts.messages += std::stoll(rows.at(0).at(0).value_or("0"));
+        }
+        store_identities(a, identities, counts);
+    }
+};
+
+/* Fetches the messages of conversations whose page did not carry them (a
+ * missing or malformed nested edge): one call each, as a fallback. */
+void fetch_messages(HttpDriver &http, const GraphAccount &g, const AccountCreds &a,
+                    const std::vector<std::string> &conversation_ids, MessageRows &rows, SyncCounts &counts)
 {
     std::vector<HttpRequest> requests;
     for (const auto &id : conversation_ids)
         if (auto r = conversation_messages_request(g, id))
             requests.push_back(std::move(*r));
-    std::vector<Text> ids, convs, from, to, texts;
-    std::vector<std::optional<double>> created;
-    std::vector<bool> echo;
-    Identities identities;
     for (const auto &resp : run_all(http, std::move(requests), counts)) {
         if (!resp.attempted || resp.error != TransportError::none)
             continue;
         auto parsed = parse_conversation_messages(resp.body);
         if (parsed.status != ParseStatus::ok)
             continue;
-        const std::string &conv = parsed.conversation.id;
         for (const auto &p : parsed.conversation.participants)
-            identities.add(p, a);
-        for (const auto &m : parsed.conversation.messages) {
-            ids.emplace_back(m.id);
-            convs.push_back(conv.empty() ? Text() : Text(conv));
-            from.emplace_back(m.from.id);
-            to.push_back(m.to.empty() ? Text() : Text(m.to.front().id));
-            texts.push_back(m.text);
-            created.push_back(m.created_epoch ? std::optional<double>((double) *m.created_epoch)
-                                              : std::nullopt);
-            echo.push_back(m.from.id == a.ig_account_id || m.from.id == a.self_igsid);
-            identities.add(m.from, a);
-            for (const auto &t : m.to)
-                identities.add(t, a);
-        }
+            rows.identities.add(p, a);
+        for (const auto &m : parsed.conversation.messages)
+            rows.add(parsed.conversation.id, m, a);
     }
-    if (!ids.empty()) {
-        auto rows = spi_query("SELECT ig_identity.store_messages($1, $2, $3, $4, $5, $6, $7, $8)",
-                              {text_param(a.ig_account_id), text_array_param(ids), text_array_param(convs),
-                               text_array_param(from), text_array_param(to), text_array_param(texts),
-                               timestamptz_array_param(created), bool_array_param(echo)});
-        counts.messages += std::stoll(rows.at(0).at(0).value_or("0"));
-    }
-    store_identities(a, identities, counts);
 }
 
 /* Syncs one account; returns its stop/pause, if one happened. */
@@ -206,8 +219,25 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
         }
         counts.conversations += (long long) ids.size();
         store_identities(a, identities, counts);
-        if (!changed.empty())
-            sync_messages(http, g, a, changed, counts);
+
+        /* messages of new or changed conversations: nested in the page, or
+         * (when the page lacked them) fetched one conversation at a time */
+        const std::set<std::string> changed_set(changed.begin(), changed.end());
+        MessageRows rows;
+        std::vector<std::string> missing;
+        for (const auto &c : ev.page.conversations) {
+            if (!changed_set.count(c.id))
+                continue;
+            if (!c.has_messages) {
+                missing.push_back(c.id);
+                continue;
+            }
+            for (const auto &m : c.messages)
+                rows.add(c.id, m, a);
+        }
+        if (!missing.empty())
+            fetch_messages(http, g, a, missing, rows, counts);
+        rows.store(a, counts);
     }
     return std::nullopt;
 }

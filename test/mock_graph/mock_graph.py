@@ -55,6 +55,8 @@ DEFAULT_CONFIG = {
     "budget_per_min": 10000,    # calls per account per 60 s that make 100 % (BUC header)
     "app_budget_per_min": 10000,  # calls app-wide per 60 s that make 100 % (X-App-Usage)
     "enforce_rate_limit": False,  # true: answer code 4 / 80002 once usage reaches 100 %
+    "omit_nested_messages": False,  # true: the conversations edge leaves out a nested
+                                    # messages field (the client must fetch them itself)
 }
 
 ENDPOINTS = ("profile", "me", "conversations", "conversation", "batch", "batch_items")
@@ -1200,6 +1202,8 @@ class MockGraph:
         start, end, paging = self.page(len(convs), params, params_list,
                                        "c:" + acct["ig_account_id"],
                                        "%s/%s/conversations" % (link_base, node))
+        if self.config["omit_nested_messages"]:
+            fields = {f: spec for f, spec in fields.items() if f != "messages"}
         out = {"data": [self.render_conversation(data, acct, c, fields, link_base)
                         for c in convs[start:end]]}
         if paging:

@@ -11,8 +11,10 @@ The mock's port comes from $IGID_MOCK_PORT (set by scripts/test.sh).
                                         user:<igsid>, account:<ig_account_id>
   mockctl.py users                      print "<igsid> <requests>" per user, sorted
   mockctl.py user IGSID USERNAME NAME    add (or replace) one consenting user
-  mockctl.py conversations ACCOUNT N    add N conversations (one message each) with
-                                        new users 3000000000000000+i for ACCOUNT
+  mockctl.py conversations ACCOUNT N [FIRST]
+                                        add N conversations (one message each) with
+                                        new users 3000000000000000+i, i = FIRST (default
+                                        0) ... FIRST+N-1, for ACCOUNT
 Prints only what is asked, so expected outputs stay deterministic.
 """
 import json
@@ -54,8 +56,9 @@ def main(argv):
         call("POST", "data", json.dumps({"users": [{"id": argv[2], "username": argv[3], "name": argv[4]}]}))
     elif cmd == "conversations":
         account, n = argv[2], int(argv[3])
+        first = int(argv[4]) if len(argv) > 4 else 0
         users, convs = [], []
-        for i in range(n):
+        for i in range(first, first + n):
             uid = "%d" % (3000000000000000 + i)
             users.append({"id": uid, "username": "gen.user.%d" % i, "name": None})
             convs.append({"id": "aWdfZ2VuX%06d" % i, "account": account, "participant": uid,

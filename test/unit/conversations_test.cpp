@@ -113,3 +113,37 @@ TEST(OtherParty, MalformedParticipantsGiveNoOtherParty) {
     ASSERT_EQ(r.status, ParseStatus::ok);
     EXPECT_FALSE(other_party(r.page.conversations[0].participants, kSelf));
 }
+
+TEST(Conversations, NestedMessagesComeWithThePage) {
+    // The sync asks for messages.limit(20){...} inside the list call.
+    ConversationsResult r = parse_conversations(R"({"data":[
+      {"id":"c1","participants":{"data":[{"username":"jane.doe","id":"1234567890123456"}]},
+       "messages":{"data":[
+         {"id":"m2","created_time":"2025-07-28T22:44:49+0000","from":{"username":"jane.doe","id":"1234567890123456"},
+          "to":{"data":[{"username":"acme.store","id":"17841400000000001"}]},"message":"hi"},
+         {"id":"m1","from":{"id":"17841400000000001"}},
+         {"id":"bad"}],
+        "paging":{"cursors":{"after":"X"}}}},
+      {"id":"c2"}]})");
+    ASSERT_EQ(r.status, ParseStatus::ok);
+    ASSERT_EQ(r.page.conversations.size(), 2u);
+    const Conversation &c = r.page.conversations[0];
+    EXPECT_TRUE(c.has_messages);
+    ASSERT_EQ(c.messages.size(), 2u);
+    EXPECT_EQ(c.messages[0].id, "m2");
+    EXPECT_EQ(c.messages[0].text, "hi");
+    EXPECT_EQ(c.messages[0].created_epoch, 1753742689);
+    ASSERT_EQ(c.messages[0].to.size(), 1u);
+    EXPECT_EQ(c.messages[1].from.id, "17841400000000001");
+    EXPECT_EQ(r.page.skipped, 1u); // the message without `from`
+    EXPECT_FALSE(r.page.conversations[1].has_messages);
+    EXPECT_TRUE(r.page.conversations[1].messages.empty());
+}
+
+TEST(Conversations, MalformedMessagesEdgeKeepsTheConversation) {
+    ConversationsResult r = parse_conversations(R"({"data":[{"id":"c1","messages":{"data":5}}]})");
+    ASSERT_EQ(r.status, ParseStatus::ok);
+    ASSERT_EQ(r.page.conversations.size(), 1u);
+    EXPECT_FALSE(r.page.conversations[0].has_messages);
+    EXPECT_EQ(r.page.skipped, 1u);
+}

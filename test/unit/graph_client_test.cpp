@@ -70,7 +70,8 @@ TEST(GraphClient, ConversationsRequest) {
     auto first = conversations_request(account(), "1000000000000001");
     ASSERT_TRUE(first);
     EXPECT_EQ(first->url, "https://graph.facebook.com/v21.0/1000000000000001/conversations?platform=instagram"
-                          "&fields=id,updated_time,participants&limit=25");
+                          "&fields=id,updated_time,participants,"
+                          "messages.limit(20)%7Bid,created_time,from,to,message%7D&limit=25");
     auto next = conversations_request(account(), "1000000000000001", "QVFI+/==");
     EXPECT_EQ(next->url, first->url + "&after=QVFI%2B%2F%3D%3D");
     expect_token_only_in_header(*next);
