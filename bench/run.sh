@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# bench/run.sh [SCENARIO ...] — ig_identity's benchmarks, one table.
+#
+#   bench/run.sh                 every scenario (about 15 minutes on 2 cores)
+#   bench/run.sh refresh upsert  only those
+#   BENCH_N=1000 bench/run.sh    a quicker, smaller run of scenarios 1 and 2
+#
+# Scenarios (issue 6):
+#   refresh   1. ig_refresh_identities over N participants of one account, the
+#                mock answering each profile after L ms, at concurrency C:
+#                wall time against the physical limit ceil(N / C) x L
+#   baseline  2. the seed's way, one profile at a time (a PL/pgSQL loop over
+#                ig_resolve_profile), against the C = 16 refresh
+#   sync      3. ig_sync_inbox over 2,000 conversations: API calls per
+#                identity, against one detail call per conversation
+#   upsert    4. 100,000 identities through the batch upsert path against
+#                one plain INSERT ... ON CONFLICT DO UPDATE of the same rows
+#   worker    5. the worker: idle CPU, enqueue-to-cached latency, and the
+#                backend's memory while refreshing 50,000 participants
+#   rate      6. requests per second per account seen at the mock with
+#                ig_identity.requests_per_second = 2
+#
+# Everything runs on a throwaway cluster (fsync off, as in the tests) with
+# the local Graph API mock on loopback. Benchmarks print figures and ratios
+# measured in the same run; they never pass or fail on time. The refresh
+# curve also goes to bench/results/refresh_concurrency.{dat,png} (gnuplot).
+set -u
+source "$(dirname "$0")/../scripts/lib.sh"
+
+ALL=(refresh baseline sync upsert worker rate)
+SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
+N=${BENCH_N:-5000}                 # participants, scenarios 1 and 2
+L=${BENCH_LATENCY_MS:-50}          # mock latency per profile, ms
+CONCURRENCY=(${BENCH_CONCURRENCY:-1 4 16 64})
+IDLE_S=${BENCH_IDLE_SECONDS:-60}
+LAT_N=${BENCH_LATENCY_N:-500}
+RSS_N=${BENCH_RSS_N:-50000}
+RATE_S=${BENCH_RATE_SECONDS:-30}
+ACCOUNT=17841400000000001
+TOKEN=mock-token-A-0123456789
+RESULTS=$IGID_ROOT/bench/results
+
+DEPS+=(gnuplot-nox)
+ensure_deps
+build_extension
+DIR=$(make_workdir)
+mv "$DIR" "${DIR/ig_identity./igid-bench.}" && DIR=${DIR/ig_identity./igid-bench.}
+trap 'stop_cluster; stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$DIR"' EXIT
+mkdir -p "$RESULTS"
+
+# One mock for every scenario: users 2000000000000000+i (the RSS refresh's
+# and, from i = 40,000, the latency run's), and 2,000 conversations (with
+# users 0..1999, alternating accounts A and B).
+USERS=$(( RSS_N > 40000 + LAT_N + 1 ? RSS_N : 40000 + LAT_N + 1 ))
+log "starting the mock (generating $USERS users)"
+start_mock "$DIR" --generate-users "$USERS" --generate-conversations 2000
+# The worker only ever works in the database named here (scenario 5); the
+# other scenarios run in databases of their own, so it cannot disturb them.
+start_cluster "$DIR" "$(free_port)" bench_worker
+chmod 755 "$DIR"
+psql_as postgres -qc "ALTER SYSTEM SET ig_identity.refresh_interval = 300" -c "SELECT pg_reload_conf()" >/dev/null
+
+mockctl() { IGID_MOCK_PORT=$MOCK_PORT "$PYTHON" "$IGID_ROOT/test/mock_graph/mockctl.py" "$@"; }
+mock_stats() { "$PYTHON" "$IGID_ROOT/bench/mock_stats.py" "$MOCK_PORT" "$@"; }
+
+# new_db NAME: a database with the extension and account A at location loc_b.
+new_db() {
+    psql_as postgres -qc "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+    psql_as "$1" -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
+CREATE EXTENSION ig_identity;
+SELECT ig_connect_account('loc_b', '$ACCOUNT', '$ACCOUNT', '$TOKEN', 'graph.facebook.com');
+SQL
+}
+# seed_participants DB N: N conversations of account A with generated users.
+seed_participants() {
+    psql_as "$1" -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
+INSERT INTO instagram_conversations (id, ig_account_id, location_id, participant_igsid, updated_time)
+SELECT 'conv.' || g, '$ACCOUNT', 'loc_b', (2000000000000000 + g)::text, now()
+  FROM generate_series(0, $2 - 1) g;
+SQL
+}
+sql() { local db=$1; shift; PGOPTIONS="-c client_min_messages=warning" psql_as "$db" -v ON_ERROR_STOP=1 -qtA "$@"; }
+calc() { "$PYTHON" -c "print($*)"; }
+
+ROWS=()
+# row SCENARIO MEASURE VALUE REFERENCE RATIO TARGET
+row() { ROWS+=("$(printf '%s\t%s\t%s\t%s\t%s\t%s' "$@")"); printf '   %s | %s: %s (%s) ratio %s, target %s\n' "$@" >&2; }
+
+# timed_refresh DB: runs ig_refresh_identities in the session; prints
+# "seconds refreshed failed".
+timed_refresh() {
+    sql "$1" -F ' ' <<SQL
+SET ig_identity.max_concurrency = ${2:-16};
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed;
+SQL
+}
+
+REFRESH_16=
+scenario_refresh() {
+    log "1. refresh: N=$N, L=${L} ms, C=${CONCURRENCY[*]}"
+    new_db bench_refresh
+    seed_participants bench_refresh "$N"
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    timed_refresh bench_refresh 16 >/dev/null     # warm-up: the rows exist from here on
+    : >"$RESULTS/refresh_concurrency.dat"
+    echo "# concurrency wall_s limit_s (N=$N, L=${L} ms)" >>"$RESULTS/refresh_concurrency.dat"
+    for c in "${CONCURRENCY[@]}"; do
+        mockctl reset; mockctl config "{\"latency_ms\": $L}"
+        read -r secs refreshed failed < <(timed_refresh bench_refresh "$c")
+        read -r calls inflight < <(mock_stats calls_inflight)
+        limit=$(calc "-(-$N // $c) * $L / 1000")
+        echo "$c $secs $limit" >>"$RESULTS/refresh_concurrency.dat"
+        [ "$c" = 16 ] && REFRESH_16=$secs
+        local target="-"; [ "$c" = 16 ] && target="<= 1.25"
+        row "1 refresh C=$c" "wall s ($refreshed refreshed, $failed failed, $calls calls, max in flight $inflight)" \
+            "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "$target"
+    done
+    plot_refresh
+}
+
+plot_refresh() {
+    command -v gnuplot >/dev/null || return 0
+    gnuplot <<GP 2>/dev/null
+set terminal pngcairo size 720,440 font ",10"
+set output "$RESULTS/refresh_concurrency.png"
+set title "ig\\_refresh\\_identities: $N profiles, mock latency $L ms, $(nproc) cores"
+set xlabel "concurrency (ig_identity.max_concurrency)"
+set ylabel "wall time (s)"
+set logscale xy
+set xtics (1, 4, 16, 64)
+set key top right
+set grid
+plot "$RESULTS/refresh_concurrency.dat" using 1:3 with linespoints lw 2 dt 2 title "physical limit ceil(N/C) x L", \
+     "" using 1:2 with linespoints lw 2 pt 7 title "measured"
+GP
+}
+
+scenario_baseline() {
+    log "2. baseline: a PL/pgSQL loop over ig_resolve_profile, N=$N, L=${L} ms"
+    new_db bench_baseline
+    seed_participants bench_baseline "$N"
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    local secs
+    secs=$(sql bench_baseline <<'SQL'
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT participant_igsid FROM instagram_conversations WHERE location_id = 'loc_b' LOOP
+        PERFORM ig_resolve_profile('17841400000000001', r.participant_igsid);
+    END LOOP;
+END $$;
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SQL
+)
+    read -r calls inflight < <(mock_stats calls_inflight)
+    if [ -z "$REFRESH_16" ]; then
+        new_db bench_refresh; seed_participants bench_refresh "$N"
+        mockctl reset; mockctl config "{\"latency_ms\": $L}"
+        read -r REFRESH_16 _ _ < <(timed_refresh bench_refresh 16)
+    fi
+    row "2 baseline loop" "wall s ($calls calls, one at a time)" "$secs" "refresh C=16 $REFRESH_16 s" \
+        "$(calc "round($secs / $REFRESH_16, 1)")x faster" ">= 12x"
+}
+
+scenario_sync() {
+    log "3. sync: 2,000 conversations"
+    new_db bench_sync
+    psql_as bench_sync -qc "SELECT ig_connect_account('loc_b', '17841400000000002', '17841400000000002',
+                                 'mock-token-B-0123456789', 'graph.instagram.com')" >/dev/null
+    mockctl reset
+    local out
+    out=$(sql bench_sync -F ' ' -c "SELECT conversations, messages, identities, api_calls FROM ig_sync_inbox('loc_b')")
+    read -r convs msgs ids calls <<<"$out"
+    read -r mock_calls _ < <(mock_stats calls_inflight)
+    row "3 sync" "API calls per identity ($convs conversations, $msgs messages, $ids identities, $calls calls; mock saw $mock_calls)" \
+        "$(calc "round($mock_calls / $ids, 4)")" "seed: 1 detail call per conversation = $(calc "round($convs / $ids, 2)")" \
+        "$(calc "round($mock_calls / $convs, 4)") of the seed's calls" "<= 0.05 per identity"
+}
+
+scenario_upsert() {
+    log "4. upsert: 100,000 identities, batch path vs one INSERT ... ON CONFLICT"
+    new_db bench_upsert
+    local out
+    out=$(sql bench_upsert -F ' ' <<'SQL'
+-- The same 100,000 rows for both, prepared beforehand so neither pays for
+-- generating them: 200 batches of 500 (the size the fetcher saves), and a
+-- flat table for the plain statement.
+CREATE TEMP TABLE src AS
+SELECT (3000000000000000 + g)::text AS uid, 'user.' || g AS username, 'Name ' || g AS name,
+       'https://scontent.example/v/' || md5(g::text) || repeat('x', 400) AS pic, g
+  FROM generate_series(1, 100000) g;
+CREATE TEMP TABLE batches AS
+SELECT g / 500 AS b, array_agg(uid ORDER BY g) AS uids, array_agg(username ORDER BY g) AS usernames,
+       array_agg(name ORDER BY g) AS names, array_agg(pic ORDER BY g) AS pics,
+       array_agg('ok'::text ORDER BY g) AS statuses, array_agg(NULL::int ORDER BY g) AS codes,
+       array_agg(now() + interval '1 day' ORDER BY g) AS next_at
+  FROM src GROUP BY g / 500;
+ANALYZE src; ANALYZE batches;
+CREATE TEMP TABLE t (what text, secs float8);
+
+CREATE FUNCTION pg_temp.batch_path() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE r record; t0 timestamptz := clock_timestamp();
+BEGIN
+    FOR r IN SELECT * FROM batches ORDER BY b LOOP
+        PERFORM ig_identity.upsert_identities('17841400000000001', r.uids, r.usernames, r.names,
+                                              r.pics, r.statuses, r.codes, r.next_at);
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - t0);
+END $$;
+CREATE FUNCTION pg_temp.plain() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    INSERT INTO instagram_user_cache AS c (ig_account_id, ig_user_id, username, name, profile_pic,
+                                           profile_pic_url, last_fetched_at, fetch_status, next_fetch_at)
+    SELECT '17841400000000001', uid, username, name, pic, pic, now(), 'ok', now() + interval '1 day' FROM src
+    ON CONFLICT (ig_account_id, ig_user_id) DO UPDATE
+       SET username = EXCLUDED.username, name = EXCLUDED.name, profile_pic = EXCLUDED.profile_pic,
+           profile_pic_url = EXCLUDED.profile_pic_url, last_fetched_at = EXCLUDED.last_fetched_at,
+           fetch_status = EXCLUDED.fetch_status, next_fetch_at = EXCLUDED.next_fetch_at;
+    RETURN extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- new rows, then the same rows again (updates); each timed from a clean
+-- start, best of 3, alternating so neither gets a warmer cache
+DO $$
+BEGIN
+    FOR i IN 1..3 LOOP
+        TRUNCATE instagram_user_cache; 
+        INSERT INTO t SELECT 'plain_insert', pg_temp.plain();
+        INSERT INTO t SELECT 'plain_update', pg_temp.plain();
+        TRUNCATE instagram_user_cache;
+        INSERT INTO t SELECT 'batch_insert', pg_temp.batch_path();
+        INSERT INTO t SELECT 'batch_update', pg_temp.batch_path();
+    END LOOP;
+END $$;
+SELECT min(secs) FILTER (WHERE what = 'batch_insert'), min(secs) FILTER (WHERE what = 'plain_insert'),
+       min(secs) FILTER (WHERE what = 'batch_update'), min(secs) FILTER (WHERE what = 'plain_update'),
+       (SELECT count(*) FROM instagram_user_cache WHERE username IS NOT NULL)
+  FROM t;
+SQL
+)
+    read -r bi pi bu pu rows <<<"$out"
+    row "4 upsert new" "identities/s ($rows rows)" "$(calc "round(100000 / $bi)")" \
+        "plain INSERT ON CONFLICT $(calc "round(100000 / $pi)")/s" "$(calc "round($pi / $bi, 3)")" ">= 0.5"
+    row "4 upsert again" "identities/s (all updates)" "$(calc "round(100000 / $bu)")" \
+        "plain INSERT ON CONFLICT $(calc "round(100000 / $pu)")/s" "$(calc "round($pu / $bu, 3)")" ">= 0.5"
+}
+
+scenario_worker() {
+    log "5. worker: idle CPU ${IDLE_S} s, latency over $LAT_N webhooks, RSS over $RSS_N participants"
+    new_db bench_worker
+    sql bench_worker -c "INSERT INTO instagram_user_cache (ig_account_id, ig_user_id, username, last_fetched_at)
+        SELECT '$ACCOUNT', (4000000000000000 + g)::text, 'cached.' || g, now()
+          FROM generate_series(1, 10000) g" >/dev/null
+    local pid=
+    for _ in $(seq 1 150); do   # the worker retries its database every 10 s
+        pid=$(sql bench_worker -c "SELECT pid FROM ig_identity_worker_state()")
+        [ -n "$pid" ] && break
+        sleep 0.2
+    done
+    [ -n "$pid" ] || die "the worker did not start"
+    mockctl reset
+    sleep 2
+    local hz t0 t1
+    hz=$(getconf CLK_TCK)
+    t0=$(awk '{print $14 + $15}' "/proc/$pid/stat"); sleep "$IDLE_S"; t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    row "5 worker idle" "CPU, % of one core over ${IDLE_S} s, 10,000 cached ($((t1 - t0)) ticks)" \
+        "$(calc "round(($t1 - $t0) / $hz / $IDLE_S * 100, 3)")" "1 % of one core" \
+        "$(calc "round(($t1 - $t0) / $hz / $IDLE_S * 100, 3)")" "< 1 %"
+
+    # enqueue-to-cached: each webhook from a new person (users 2000000000040000+i
+    # exist at the mock), one at a time, timed from just before its COMMIT to
+    # the worker's save (last_fetched_at is the save transaction's start)
+    local rtt
+    rtt=$(mock_stats rtt "$TOKEN")
+    sql bench_worker -c "CREATE TABLE bench_t0 (ig_user_id text PRIMARY KEY, committed_at timestamptz)" >/dev/null
+    for i in $(seq 1 "$LAT_N"); do
+        local id=$((2000000000040000 + i))
+        sql bench_worker >/dev/null <<SQL
+BEGIN;
+SELECT ig_ingest_webhook('{"object":"instagram","entry":[{"id":"$ACCOUNT","time":1,"messaging":[
+  {"sender":{"id":"$id"},"recipient":{"id":"$ACCOUNT"},"timestamp":1752834910447,
+   "message":{"mid":"mid.bench.$i","text":"hi"}}]}]}');
+INSERT INTO bench_t0 VALUES ('$id', clock_timestamp());
+COMMIT;
+SQL
+        for _ in $(seq 1 500); do   # wait for this one (at most 5 s) before the next
+            [ "$(sql bench_worker -c "SELECT count(*) FROM instagram_user_cache WHERE ig_user_id = '$id' AND username IS NOT NULL")" = 1 ] && break
+            sleep 0.01
+        done
+    done
+    read -r resolved p50 p99 pmax < <(sql bench_worker -F ' ' -c "
+        SELECT count(c.username),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(max(ms)::numeric, 1)
+          FROM (SELECT c.username, extract(epoch FROM c.last_fetched_at - b.committed_at) * 1000 AS ms
+                  FROM bench_t0 b JOIN instagram_user_cache c
+                    ON c.ig_account_id = '$ACCOUNT' AND c.ig_user_id = b.ig_user_id) c")
+    row "5 worker latency" "enqueue-to-cached ms, median / p99 / max ($resolved of $LAT_N resolved)" \
+        "$p50 / $p99 / $pmax" "1 s + one mock round trip ($rtt ms)" \
+        "$(calc "round($p99 / (1000 + $rtt), 3)")" "p99 < 1"
+
+    # backend memory: a session refreshes RSS_N participants (latency 0)
+    new_db bench_rss
+    seed_participants bench_rss "$RSS_N"
+    mockctl reset
+    # the session writes its pid, idles 1 s (the baseline sample), refreshes;
+    # meanwhile its /proc status is sampled every 50 ms
+    rm -f "$DIR/rss.pid"
+    psql_as bench_rss -v ON_ERROR_STOP=1 -qtA -F ' ' >"$DIR/rss.out" 2>&1 <<SQL &
+\o $DIR/rss.pid
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(1);
+SELECT refreshed, failed, total FROM ig_refresh_identities('loc_b');
+SQL
+    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
+    while kill -0 "$bg" 2>/dev/null; do
+        [ -z "$bpid" ] && bpid=$(cat "$DIR/rss.pid" 2>/dev/null | tr -d ' \n')
+        if [ -n "$bpid" ]; then
+            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
+            if [ -n "${a:-}" ]; then
+                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
+                [ "$a" -gt "$anon1" ] && anon1=$a
+                [ "$r" -gt "$rss1" ] && rss1=$r
+            fi
+        fi
+        sleep 0.05
+    done
+    read -r refreshed failed total < <(grep -E '^[0-9]+ [0-9]+ [0-9]+$' "$DIR/rss.out")
+    row "5 backend memory" "private (anonymous) memory growth MB, refreshing $total ($refreshed ok, $failed failed)" \
+        "$(calc "round(($anon1 - $anon0) / 1024, 1)")" "64 MB; RSS incl. shared buffers grew $(calc "round(($rss1 - $rss0) / 1024, 1)") MB" \
+        "$(calc "round(($anon1 - $anon0) / 1024 / 64, 3)")" "< 64 MB"
+}
+
+scenario_rate() {
+    log "6. rate: requests_per_second = 2 for ${RATE_S} s"
+    new_db bench_rate
+    seed_participants bench_rate 1000
+    mockctl reset
+    sql bench_rate >/dev/null 2>&1 <<SQL
+SET ig_identity.requests_per_second = 2;
+SET ig_identity.max_concurrency = 16;
+SET statement_timeout = '${RATE_S}s';
+SELECT * FROM ig_refresh_identities('loc_b');
+SQL
+    read -r calls max1s mean <<<"$(mock_stats rate "$ACCOUNT")"
+    row "6 rate limit" "requests/s per account at the mock: max in any 1 s window ($calls calls, mean $mean/s)" \
+        "$max1s" "limit 2/s" "$(calc "round($max1s / 2, 2)")" "never above 2"
+}
+
+for s in "${SCENARIOS[@]}"; do
+    case "$s" in
+        refresh|baseline|sync|upsert|worker|rate) "scenario_$s" ;;
+        *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
+    esac
+done
+
+echo
+echo "ig_identity benchmarks — $(nproc) cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/{print $2}') GiB, PostgreSQL $(psql_as postgres -qtAc 'SHOW server_version'), $(date -u +%Y-%m-%d)"
+{
+    printf 'scenario\tmeasure\tvalue\tagainst\tratio\ttarget\n'
+    printf '%s\n' "${ROWS[@]}"
+} | column -t -s $'\t'
