@@ -1,8 +1,10 @@
 /*
- * apply.cpp — writes fetch outcomes to the tables, in batches, through the
- * one merge path ig_identity.upsert_identities (a failed fetch never
- * overwrites good values), then settles the refresh queue.
+ * apply.cpp — writes fetch outcomes to the tables, in batches: settles the
+ * refresh queue (as the extension owner), then merges the identities through
+ * the one merge path (a failed fetch never overwrites good values), which
+ * writes as the cache table's owner (see inbox.h).
  */
+#include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/refresh.h"
 
@@ -13,7 +15,10 @@ namespace igid::pg {
 
 namespace {
 
-/* Seconds a person stays marked unavailable before we look again. */
+/* Seconds a person stays marked unavailable, or a permanent error (a bad
+ * request, an oversized answer) stays, before we look again.  A row without
+ * next_fetch_at whose last_fetched_at is old is queued again by every stale
+ * scan of the worker: a permanent error must not be asked again that way. */
 constexpr double kUnavailableRetryS = 7 * 86400.0;
 
 /* The cache status written for each outcome kind. */
@@ -52,7 +57,7 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
             continue;
         }
         std::optional<double> next;
-        if (o.kind == FetchOutcome::Kind::unavailable)
+        if (o.kind == FetchOutcome::Kind::unavailable || o.kind == FetchOutcome::Kind::permanent)
             next = now + kUnavailableRetryS;
         else if (o.kind == FetchOutcome::Kind::retry_later)
             next = o.next_try_at;
@@ -79,11 +84,10 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
                       timestamptz_array_param(c.queue_next)});
         }
         if (!c.ids.empty())
-            spi_exec("SELECT ig_identity.upsert_identities($1, $2, $3, $4, $5, $6, $7, $8)",
-                     {text_param(account), text_array_param(c.ids), text_array_param(c.usernames),
-                      text_array_param(c.names), text_array_param(c.pics),
-                      text_array_param(c.statuses), int4_array_param(c.codes),
-                      timestamptz_array_param(c.next_fetch)});
+            upsert_identities(text_param(account), text_array_param(c.ids), text_array_param(c.usernames),
+                              text_array_param(c.names), text_array_param(c.pics),
+                              text_array_param(c.statuses), int4_array_param(c.codes),
+                              timestamptz_array_param(c.next_fetch));
     }
 }
 

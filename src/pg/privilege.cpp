@@ -11,17 +11,25 @@ extern "C" {
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_class.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 }
 
 namespace igid::pg {
 
-/* Reads pg_extension.extowner; raises a clear error if the extension is not
- * installed in this database. */
-static Oid lookup_extension_owner()
+struct ExtensionRow {
+    Oid owner;
+    Oid schema;
+};
+
+/* Reads pg_extension's row for ig_identity (its owner and schema); raises a
+ * clear error if the extension is not installed in this database. */
+static ExtensionRow lookup_extension()
 {
     Oid ext_oid = get_extension_oid("ig_identity", true);
     if (!OidIsValid(ext_oid))
@@ -35,15 +43,22 @@ static Oid lookup_extension_owner()
                 ObjectIdGetDatum(ext_oid));
     SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
     HeapTuple tup = systable_getnext(scan);
-    Oid owner = InvalidOid;
-    if (HeapTupleIsValid(tup))
-        owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+    ExtensionRow ext{InvalidOid, InvalidOid};
+    if (HeapTupleIsValid(tup)) {
+        ext.owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+        ext.schema = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+    }
     systable_endscan(scan);
     table_close(rel, AccessShareLock);
-    if (!OidIsValid(owner))
+    if (!OidIsValid(ext.owner))
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
                         errmsg("could not find the owner of extension \"ig_identity\"")));
-    return owner;
+    return ext;
+}
+
+static Oid lookup_extension_owner()
+{
+    return lookup_extension().owner;
 }
 
 Oid extension_owner()
@@ -59,6 +74,36 @@ AsExtensionOwner::AsExtensionOwner()
 }
 
 AsExtensionOwner::~AsExtensionOwner()
+{
+    SetUserIdAndSecContext(saved_user_, saved_sec_context_);
+}
+
+/* The owner of inbox table `relname` in the extension's schema. */
+static Oid lookup_inbox_owner(const char *relname)
+{
+    Oid nsp = lookup_extension().schema;
+    Oid rel = get_relname_relid(relname, nsp);
+    if (!OidIsValid(rel))
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("inbox table \"%s.%s\" does not exist", get_namespace_name(nsp), relname),
+                        errhint("Run SELECT * FROM ig_identity_repair() to create the missing inbox tables.")));
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup))
+        elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    return owner;
+}
+
+AsInboxOwner::AsInboxOwner(const char *relname)
+{
+    Oid owner = pg_call([&] { return lookup_inbox_owner(relname); });
+    GetUserIdAndSecContext(&saved_user_, &saved_sec_context_);
+    SetUserIdAndSecContext(owner, saved_sec_context_ | SECURITY_LOCAL_USERID_CHANGE |
+                                      SECURITY_RESTRICTED_OPERATION);
+}
+
+AsInboxOwner::~AsInboxOwner()
 {
     SetUserIdAndSecContext(saved_user_, saved_sec_context_);
 }

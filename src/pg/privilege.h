@@ -1,10 +1,15 @@
 /*
  * privilege.h — who a statement runs as.
  *
- * The fetch functions run as their caller, so the app's own triggers on the
- * inbox tables never run with more rights than the caller has.  Only the
- * statements on the extension's private tables (tokens, account state, the
- * refresh queue) switch to the extension's owner, for their duration.
+ * Two roles, never mixed in one statement:
+ *  - the extension's owner, for the private tables (tokens, account state,
+ *    the refresh queue), so callers need only EXECUTE on the SQL functions;
+ *  - the inbox table's owner, for every write to an inbox table, under
+ *    SECURITY_RESTRICTED_OPERATION, as PostgreSQL's own maintenance commands
+ *    (VACUUM, CREATE INDEX, REFRESH MATERIALIZED VIEW) run the table owner's
+ *    code.  The app's triggers, defaults, constraints and index expressions
+ *    on its tables therefore never run with more rights than the role that
+ *    attached them, even when the worker (a superuser) saves an identity.
  */
 #pragma once
 
@@ -22,6 +27,20 @@ public:
     ~AsExtensionOwner();
     AsExtensionOwner(const AsExtensionOwner &) = delete;
     AsExtensionOwner &operator=(const AsExtensionOwner &) = delete;
+
+private:
+    Oid saved_user_;
+    int saved_sec_context_;
+};
+
+/* While alive, statements run as the owner of the inbox table `relname` (in
+ * the extension's schema) in a security-restricted operation. */
+class AsInboxOwner {
+public:
+    explicit AsInboxOwner(const char *relname);
+    ~AsInboxOwner();
+    AsInboxOwner(const AsInboxOwner &) = delete;
+    AsInboxOwner &operator=(const AsInboxOwner &) = delete;
 
 private:
     Oid saved_user_;

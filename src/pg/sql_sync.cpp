@@ -12,6 +12,7 @@
 #include "core/conversation_pager.h"
 #include "core/http.h"
 #include "core/usage.h"
+#include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/refresh.h"
 #include "pg/result.h"
@@ -95,10 +96,9 @@ void store_identities(const AccountCreds &a, const Identities &ids, SyncCounts &
         codes.emplace_back(std::nullopt);
         next.emplace_back(std::nullopt);
     }
-    spi_exec("SELECT ig_identity.upsert_identities($1, $2, $3, $4, $5, $6, $7, $8)",
-             {text_param(a.ig_account_id), text_array_param(users), text_array_param(usernames),
-              text_array_param(nulls), text_array_param(nulls), text_array_param(statuses),
-              int4_array_param(codes), timestamptz_array_param(next)});
+    upsert_identities(text_param(a.ig_account_id), text_array_param(users), text_array_param(usernames),
+                      text_array_param(nulls), text_array_param(nulls), text_array_param(statuses),
+                      int4_array_param(codes), timestamptz_array_param(next));
     for (const auto &[id, username] : ids.username_by_id)
         counts.identities.emplace(a.ig_account_id, id);
 }
@@ -144,11 +144,10 @@ struct MessageRows {
     void store(const AccountCreds &a, SyncCounts &counts)
     {
         if (!ids.empty()) {
-            auto rows = spi_query("SELECT ig_identity.store_messages($1, $2, $3, $4, $5, $6, $7, $8)",
-                                  {text_param(a.ig_account_id), text_array_param(ids), text_array_param(convs),
-                                   text_array_param(from), text_array_param(to), text_array_param(texts),
-                                   timestamptz_array_param(created), bool_array_param(echo)});
-            counts.messages += std::stoll(rows.at(0).at(0).value_or("0"));
+            counts.messages += store_messages({text_param(a.ig_account_id), text_array_param(ids),
+                                               text_array_param(convs), text_array_param(from),
+                                               text_array_param(to), text_array_param(texts),
+                                               timestamptz_array_param(created), bool_array_param(echo)});
         }
         store_identities(a, identities, counts);
     }
@@ -211,11 +210,9 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
         }
         std::vector<std::string> changed;
         if (!ids.empty()) {
-            for (auto &r : spi_query("SELECT ig_identity.store_conversations($1, $2, $3, $4, $5)",
-                                     {text_param(a.ig_account_id), text_param(location_id),
-                                      text_array_param(ids), text_array_param(participants),
-                                      timestamptz_array_param(updated)}))
-                changed.push_back(r.at(0).value_or(""));
+            changed = store_conversations({text_param(a.ig_account_id), text_param(location_id),
+                                           text_array_param(ids), text_array_param(participants),
+                                           timestamptz_array_param(updated)});
         }
         counts.conversations += (long long) ids.size();
         store_identities(a, identities, counts);

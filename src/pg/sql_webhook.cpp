@@ -5,6 +5,7 @@
  * half-stored; repeated deliveries are deduplicated on the message id.
  */
 #include "core/webhook.h"
+#include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/result.h"
 
@@ -74,18 +75,15 @@ IGID_FUNCTION(ig_ingest_webhook)
         AsExtensionOwner as_owner;
         for (auto &[account, a] : by_account) {
             total += (long long) a.mids.size();
-            auto rows = spi_query(
-                "SELECT ig_identity.store_messages($1, $2, $3, $4, $5, $6, $7, $8)",
-                {text_param(account), text_array_param(a.mids), text_array_param(a.conversations),
-                 text_array_param(a.from), text_array_param(a.to), text_array_param(a.texts),
-                 timestamptz_array_param(a.created), bool_array_param(a.echo)});
-            stored += std::stoll(rows.at(0).at(0).value_or("0"));
+            stored += store_messages({text_param(account), text_array_param(a.mids),
+                                      text_array_param(a.conversations), text_array_param(a.from),
+                                      text_array_param(a.to), text_array_param(a.texts),
+                                      timestamptz_array_param(a.created), bool_array_param(a.echo)});
 
             std::vector<bool> inbound;
             for (bool e : a.echo)
                 inbound.push_back(!e);
-            AsExtensionOwner owner;
-            rows = spi_query("SELECT ig_identity.enqueue_participants($1, $2, $3, 'webhook')",
+            auto rows = spi_query("SELECT ig_identity.enqueue_participants($1, $2, $3, 'webhook')",
                              {text_param(account), text_array_param(a.participants), bool_array_param(inbound)});
             queued += std::stoll(rows.at(0).at(0).value_or("0"));
         }

@@ -12,9 +12,18 @@
  * - the business account itself is never stored as a participant;
  * - the same participant twice in a batch: the later element wins.
  * Returns the number of cache rows inserted or updated.
+ *
+ * Two halves, because they run as two different roles (src/pg/privilege.h):
+ * ig_identity.upsert_identities (C, src/pg/inbox.cpp) looks up the
+ * account's own id and settles the refresh queue as the extension's owner,
+ * then calls merge_identities as the cache table's owner, in a
+ * security-restricted operation, so the app's triggers on that table never
+ * run with the extension owner's rights.  merge_identities touches only the
+ * cache table and runs with its caller's rights.
  */
-CREATE FUNCTION ig_identity.upsert_identities(
+CREATE FUNCTION ig_identity.merge_identities(
     p_ig_account_id text,
+    p_self_igsid    text,
     p_ig_user_ids   text[],
     p_usernames     text[],
     p_names         text[],
@@ -24,12 +33,11 @@ CREATE FUNCTION ig_identity.upsert_identities(
     p_next_fetch_at timestamptz[])
 RETURNS int
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_count   int := COALESCE(pg_catalog.cardinality(p_ig_user_ids), 0);
-    v_self    text;
+    v_self    text := p_self_igsid;
     v_touched int;
     r         record;
 BEGIN
@@ -88,22 +96,6 @@ BEGIN
             HINT    = 'Use ok, consent_required, unavailable or error (NULL means ok).';
     END IF;
 
-    SELECT a.self_igsid INTO v_self
-      FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id;
-
-    -- Lock order, the same on every path: queue row before cache row. An
-    -- ingest locks the queue row and its transaction may then upsert the
-    -- person; a refresh settles the queue and then upserts. One order means
-    -- those never deadlock. A successful fetch leaves the queue.
-    DELETE FROM ig_identity.refresh_queue q
-     USING (SELECT DISTINCT ON (g.uid) g.uid, COALESCE(g.status, 'ok') AS status
-              FROM ROWS FROM (pg_catalog.unnest(p_ig_user_ids), pg_catalog.unnest(p_statuses))
-                   WITH ORDINALITY AS g(uid, status, n)
-             ORDER BY g.uid, g.n DESC) s
-     WHERE q.ig_account_id = p_ig_account_id
-       AND q.ig_user_id = s.uid
-       AND s.status = 'ok';
-
     WITH given AS (
         SELECT DISTINCT ON (g.uid)
                g.uid, g.username, g.name, g.pic,
@@ -158,6 +150,43 @@ BEGIN
     RETURN v_touched;
 END
 $fn$;
+
+-- Lock order, the same on every path: queue row before cache row. An
+-- ingest locks the queue row and its transaction may then upsert the person;
+-- a refresh settles the queue and then upserts. One order means those never
+-- deadlock. A successful fetch leaves the queue (the later element wins).
+CREATE FUNCTION ig_identity.settle_upserted(p_ig_account_id text, p_ig_user_ids text[],
+                                            p_statuses text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    DELETE FROM ig_identity.refresh_queue q
+     USING (SELECT DISTINCT ON (g.uid) g.uid, COALESCE(g.status, 'ok') AS status
+              FROM ROWS FROM (pg_catalog.unnest(p_ig_user_ids), pg_catalog.unnest(p_statuses))
+                   WITH ORDINALITY AS g(uid, status, n)
+             ORDER BY g.uid, g.n DESC) s
+     WHERE q.ig_account_id = p_ig_account_id
+       AND q.ig_user_id = s.uid
+       AND s.status = 'ok'
+$fn$;
+
+-- The merge path's entry point: settles the queue and looks up the
+-- account's own id as the extension's owner, then merges as the cache
+-- table's owner (see merge_identities above).
+CREATE FUNCTION ig_identity.upsert_identities(
+    p_ig_account_id text,
+    p_ig_user_ids   text[],
+    p_usernames     text[],
+    p_names         text[],
+    p_profile_pics  text[],
+    p_statuses      text[],
+    p_error_codes   int[],
+    p_next_fetch_at timestamptz[])
+RETURNS int
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_upsert_identities';
 
 -- A bounded excerpt of a JSON value for messages: its shape (keys and
 -- value types), never an arbitrarily large blob.

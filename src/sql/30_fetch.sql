@@ -126,11 +126,13 @@ $$;
 
 -- Upserts one page of conversations from the Conversations API and returns
 -- the ids of those that are new or changed since the last sync, whose
--- messages are worth fetching (running a sync twice fetches nothing twice).
+-- messages are worth storing (running a sync twice stores nothing twice).
+-- Like store_messages, it touches only inbox tables and runs with its
+-- caller's rights: the C code calls it as the table's owner (inbox.cpp).
 CREATE FUNCTION ig_identity.store_conversations(
     p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
     p_updated timestamptz[])
-RETURNS SETOF text
+RETURNS text[]
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -152,7 +154,8 @@ AS $$
             OR c.location_id IS NULL
         RETURNING c.id, c.updated_time
     )
-    SELECT up.id FROM up LEFT JOIN before b ON b.id = up.id
+    SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
+      FROM up LEFT JOIN before b ON b.id = up.id
      WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
 $$;
 

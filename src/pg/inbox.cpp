@@ -1,0 +1,126 @@
+/*
+ * inbox.cpp — writes to the inbox tables as their owner (see inbox.h), and
+ * the SQL entry point ig_identity.upsert_identities.
+ */
+#include "pg/inbox.h"
+#include "pg/privilege.h"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+}
+
+namespace igid::pg {
+
+namespace {
+
+/* The OID of an ig_identity function, resolved as the extension owner (the
+ * table owner may have no USAGE on the schema). */
+Oid function_oid(const char *signature)
+{
+    AsExtensionOwner owner;
+    return pg_call([&] {
+        return DatumGetObjectId(DirectFunctionCall1(regprocedurein, CStringGetDatum(signature)));
+    });
+}
+
+/* Calls the function through fmgr as the owner of `relname`, in a
+ * security-restricted operation; returns its non-NULL result. */
+Datum call_as_owner_of(const char *relname, const char *signature, const std::vector<Param> &args)
+{
+    const Oid fn = function_oid(signature);
+    AsInboxOwner inbox(relname);
+    return pg_call([&] {
+        FmgrInfo flinfo;
+        fmgr_info(fn, &flinfo);
+        if (flinfo.fn_nargs != (short) args.size())
+            elog(ERROR, "%s takes %d arguments, not %zu", signature, flinfo.fn_nargs, args.size());
+        LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
+        InitFunctionCallInfoData(*fcinfo, &flinfo, (short) args.size(), InvalidOid, NULL, NULL);
+        for (size_t i = 0; i < args.size(); i++) {
+            fcinfo->args[i].value = args[i].value;
+            fcinfo->args[i].isnull = args[i].isnull;
+        }
+        Datum result = FunctionCallInvoke(fcinfo);
+        if (fcinfo->isnull)
+            elog(ERROR, "%s returned NULL", signature);
+        return result;
+    });
+}
+
+} // namespace
+
+long long upsert_identities(const Param &account, const Param &ids, const Param &usernames,
+                            const Param &names, const Param &pics, const Param &statuses,
+                            const Param &codes, const Param &next_fetch_at)
+{
+    Param self{TEXTOID, (Datum) 0, true};
+    {
+        AsExtensionOwner owner;
+        /* queue rows before cache rows: the lock order of every path */
+        spi_exec("SELECT ig_identity.settle_upserted($1, $2, $3)", {account, ids, statuses});
+        auto rows = spi_query("SELECT a.self_igsid FROM ig_identity.accounts a WHERE a.ig_account_id = $1",
+                              {account}, false);
+        if (!rows.empty() && rows[0][0])
+            self = text_param(rows[0][0]);
+    }
+    Datum n = call_as_owner_of("instagram_user_cache",
+                               "ig_identity.merge_identities(text, text, text[], text[], text[], text[], "
+                               "text[], integer[], timestamp with time zone[])",
+                               {account, self, ids, usernames, names, pics, statuses, codes, next_fetch_at});
+    return DatumGetInt32(n);
+}
+
+std::vector<std::string> store_conversations(const std::vector<Param> &args)
+{
+    Datum arr = call_as_owner_of("instagram_conversations",
+                                 "ig_identity.store_conversations(text, text, text[], text[], "
+                                 "timestamp with time zone[])",
+                                 args);
+    std::vector<std::string> out;
+    pg_call([&] {
+        Datum *elems;
+        bool *nulls;
+        int n;
+        deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+        for (int i = 0; i < n; i++)
+            if (!nulls[i])
+                out.emplace_back(TextDatumGetCString(elems[i]));
+    });
+    return out;
+}
+
+long long store_messages(const std::vector<Param> &args)
+{
+    Datum n = call_as_owner_of("instagram_messages",
+                               "ig_identity.store_messages(text, text[], text[], text[], text[], text[], "
+                               "timestamp with time zone[], boolean[])",
+                               args);
+    return DatumGetInt64(n);
+}
+
+} // namespace igid::pg
+
+using namespace igid::pg;
+
+/*
+ * ig_identity.upsert_identities(account, ids, usernames, names, pics,
+ *                               statuses, codes, next_fetch_at) RETURNS int
+ * The SQL face of the merge path (ig_upsert_participant_identity calls it);
+ * EXECUTE is closed to PUBLIC.
+ */
+IGID_FUNCTION(ig_identity_upsert_identities)
+{
+    static const Oid types[] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+                                TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID};
+    std::vector<igid::pg::Param> p;
+    for (int i = 0; i < 8; i++)
+        p.push_back({types[i], PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i), PG_ARGISNULL(i)});
+    long long n = 0;
+    with_spi([&] { n = upsert_identities(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]); });
+    return Int32GetDatum((int32) n);
+}
