@@ -66,7 +66,11 @@ namespace {
 
 constexpr int kClaimBatch = 500;          /* queue rows claimed per cycle */
 constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
-constexpr size_t kSinkBatch = 100;        /* outcomes handed over at a time */
+/* Outcomes are handed over one at a time: the sink only appends to a vector,
+ * and a stop (SIGTERM, lease ending) is thrown from the progress callback,
+ * so anything still held inside fetch_profiles would be lost and fetched
+ * again (TAP 011 saw up to 99 such results). */
+constexpr size_t kSinkBatch = 1;
 constexpr long kMinWaitMs = 1000;         /* rows due but not claimable: look again */
 constexpr int kMaxBackoffS = 300;         /* longest wait after failed cycles */
 constexpr int kRunErrorsKept = 50;        /* failures listed in a run's history row */

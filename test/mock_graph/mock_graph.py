@@ -537,6 +537,10 @@ def validate_fault(spec):
     count = spec.get("count")
     if count is not None and (not isinstance(count, int) or count < 1):
         raise ValueError("count must be a positive integer")
+    rate = spec.get("rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                             or not 0 < rate <= 1):
+        raise ValueError("rate must be a number in (0, 1]")
     fault = spec.get("fault")
     if not isinstance(fault, dict) or fault.get("type") not in MODIFIER_FAULTS + TERMINAL_FAULTS:
         raise ValueError("fault.type must be one of: " +
@@ -551,7 +555,10 @@ def validate_fault(spec):
         if key in fault and fault[key] is not None and (
                 isinstance(fault[key], bool) or not isinstance(fault[key], (int, float))):
             raise ValueError("fault parameter %r must be a number" % key)
-    return {"match": match, "count": count, "fault": dict(fault)}
+    out = {"match": match, "count": count, "fault": dict(fault)}
+    if rate is not None:
+        out["rate"] = float(rate)
+    return out
 
 
 # Checks a usage override: {"app": {...} or null, "buc": {...} or null}.
@@ -580,6 +587,7 @@ class Faults:
         self.lock = threading.Lock()
         self.items = []  # [id, spec, remaining]
         self.next_id = itertools.count(1)
+        self.rng = random.Random()  # for faults with a "rate"; used under the lock
 
     def add(self, spec):
         with self.lock:
@@ -601,7 +609,8 @@ class Faults:
 
     # Applies the matching faults, in the order they were added, to one call.
     # Modifiers all apply; only the first terminal fault does, and only the
-    # faults that applied are consumed.
+    # faults that applied are consumed.  A fault with a "rate" applies to a
+    # matching call with that probability (drawn per call).
     def take(self, endpoint, account, user):
         plan = Plan()
         if not self.items:
@@ -616,6 +625,8 @@ class Faults:
                        (m.get("user") is None or m["user"] == user))
                 f = spec["fault"]
                 if hit and f["type"] in TERMINAL_FAULTS and plan.terminal is not None:
+                    hit = False
+                if hit and "rate" in spec and self.rng.random() >= spec["rate"]:
                     hit = False
                 if hit:
                     t = f["type"]

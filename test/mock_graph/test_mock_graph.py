@@ -488,6 +488,41 @@ class FaultTests(MockCase):
         self.assertEqual(codes, [17, 32])
         self.assertEqual(self.profile()[0], 200)
 
+    def test_rate(self):
+        # A fault with a rate hits about that share of its matching calls; the
+        # bounds are more than 6 standard deviations wide, so this cannot flake.
+        status, obj = self.mock.admin("POST", "faults", {
+            "match": {"endpoint": "profile"}, "rate": 0.25,
+            "fault": {"type": "http_status", "status": 503}})
+        self.assertEqual(status, 200, obj)
+        self.assertEqual(self.mock.admin("GET", "faults")[1]["faults"][0]["rate"], 0.25)
+        conn = http.client.HTTPConnection("127.0.0.1", self.mock.port, timeout=10)
+        statuses = []
+        try:
+            for _ in range(800):
+                conn.request("GET", "/v21.0/%s?fields=username" % JANE,
+                             headers={"Authorization": "Bearer " + TOKEN_A})
+                resp = conn.getresponse()
+                resp.read()
+                statuses.append(resp.status)
+        finally:
+            conn.close()
+        failed = statuses.count(503)
+        self.assertEqual(failed + statuses.count(200), 800)
+        self.assertTrue(120 <= failed <= 280, "%d of 800 calls failed at rate 0.25" % failed)
+        self.assertEqual(self.mock.get("me?fields=id")[0], 200)  # match still applies
+        # With a count too, only the calls it hit consume it.
+        self.mock.admin("DELETE", "faults")
+        status, obj = self.mock.admin("POST", "faults", {
+            "rate": 0.5, "count": 3, "fault": {"type": "graph_error", "code": 2}})
+        self.assertEqual(status, 200, obj)
+        errors = sum(1 for _ in range(100) if self.profile()[0] != 200)
+        self.assertEqual(errors, 3)
+        self.assertEqual(self.mock.admin("GET", "faults")[1]["faults"], [])
+        for rate in (0, -0.1, 1.5, "0.5", True):
+            spec = {"rate": rate, "fault": {"type": "reset"}}
+            self.assertEqual(self.mock.admin("POST", "faults", spec)[0], 400, spec)
+
     def test_bad_fault_definitions(self):
         for spec in ({"fault": {"type": "nope"}}, {"fault": {"type": "latency"}},
                      {"match": {"colour": "red"}, "fault": {"type": "reset"}},
