@@ -67,9 +67,13 @@ $$;
 
 -- Step 4: queues identities of callable accounts that are stale (fetched
 -- longer than p_stale_after ago) or missing (never fetched, or fetched 'ok'
--- with no username), respecting next_fetch_at (consent and unavailability
--- set it) and never the account itself.  Rows already queued stay as they
--- are.  At most p_limit per call; returns how many were queued.
+-- with no username), respecting next_fetch_at (unavailability and
+-- transient errors set it) and never the account itself.  A person who has
+-- not consented (230) is never queued by time: only a new inbound message
+-- (ig_ingest_webhook) makes a retry worthwhile, and their last_fetched_at
+-- stays old, so queueing them here would ask again at every scan.  Rows
+-- already queued stay as they are.  At most p_limit per call; returns how
+-- many were queued.
 CREATE FUNCTION ig_identity._worker_queue_stale(p_stale_after interval, p_limit int)
 RETURNS bigint
 LANGUAGE sql VOLATILE
@@ -88,6 +92,7 @@ AS $$
           JOIN a ON a.ig_account_id = c.ig_account_id
          WHERE c.ig_user_id <> a.ig_account_id
            AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND c.fetch_status IS DISTINCT FROM 'consent_required'
            AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
            AND (c.last_fetched_at IS NULL
                 OR c.last_fetched_at < pg_catalog.now() - p_stale_after
