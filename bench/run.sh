@@ -343,7 +343,7 @@ scenario_rate() {
     new_db bench_rate
     seed_participants bench_rate 1000
     mockctl reset
-    sql bench_rate >/dev/null 2>&1 <<SQL
+    sql bench_rate >"$DIR/rate.out" 2>&1 <<SQL
 SET ig_identity.requests_per_second = 2;
 SET ig_identity.max_concurrency = 16;
 SET statement_timeout = '${RATE_S}s';
