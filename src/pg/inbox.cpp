@@ -62,9 +62,7 @@ long long upsert_identities(const Param &account, const Param &ids, const Param 
     {
         AsExtensionOwner owner;
         /* queue rows before cache rows: the lock order of every path */
-        spi_exec("SELECT ig_identity.settle_upserted($1, $2, $3)", {account, ids, statuses});
-        auto rows = spi_query("SELECT a.self_igsid FROM ig_identity.accounts a WHERE a.ig_account_id = $1",
-                              {account}, false);
+        auto rows = spi_query("SELECT ig_identity.prepare_upsert($1, $2, $3)", {account, ids, statuses});
         if (!rows.empty() && rows[0][0])
             self = text_param(rows[0][0]);
     }

@@ -151,16 +151,20 @@ BEGIN
 END
 $fn$;
 
+-- The extension owner's half of the merge path: settles the queue and
+-- returns the account's own id (NULL when the account is unknown).
 -- Lock order, the same on every path: queue row before cache row. An
 -- ingest locks the queue row and its transaction may then upsert the person;
 -- a refresh settles the queue and then upserts. One order means those never
 -- deadlock. A successful fetch leaves the queue (the later element wins).
-CREATE FUNCTION ig_identity.settle_upserted(p_ig_account_id text, p_ig_user_ids text[],
-                                            p_statuses text[])
-RETURNS void
-LANGUAGE sql
+-- PL/pgSQL, so its plans are kept for the session: it runs once a batch.
+CREATE FUNCTION ig_identity.prepare_upsert(p_ig_account_id text, p_ig_user_ids text[],
+                                           p_statuses text[])
+RETURNS text
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
     DELETE FROM ig_identity.refresh_queue q
      USING (SELECT DISTINCT ON (g.uid) g.uid, COALESCE(g.status, 'ok') AS status
               FROM ROWS FROM (pg_catalog.unnest(p_ig_user_ids), pg_catalog.unnest(p_statuses))
@@ -168,7 +172,9 @@ AS $fn$
              ORDER BY g.uid, g.n DESC) s
      WHERE q.ig_account_id = p_ig_account_id
        AND q.ig_user_id = s.uid
-       AND s.status = 'ok'
+       AND s.status = 'ok';
+    RETURN (SELECT a.self_igsid FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id);
+END
 $fn$;
 
 -- The merge path's entry point: settles the queue and looks up the
