@@ -1,4 +1,5 @@
--- injection: hostile strings in every text argument of every function are
+-- injection: hostile strings in every text argument of every function
+-- (including the fetch functions and the webhook payload's fields) are
 -- either stored verbatim or rejected by validation; no table is harmed.
 -- The functions build dynamic SQL only from catalog identifiers and pass
 -- values as parameters, so nothing here can reach the parser as SQL.
@@ -116,6 +117,43 @@ SELECT a.n, ig_disconnect_account(a.s) AS disconnected,
   FROM attack a ORDER BY a.n;
 SELECT a.n, ig_display_name(a.s, a.s || ' (participant)') = a.s AS shows_stored_username
   FROM attack a ORDER BY a.n;
+
+/*
+ * The fetch functions and the webhook.  A hostile location, account or user
+ * id finds nothing (42704: no such account or location; P0002: no such
+ * person) before any request; string 11 is a real location here (stored
+ * verbatim above for account ...09), so refresh and sync run for it.
+ * Hostile participant ids stored in the inbox tables are reported as invalid
+ * by ig_refresh_identities and never reach a URL: the mock counts no
+ * request.  Hostile ids and text in a webhook delivery are stored verbatim.
+ */
+SELECT a.n,
+       pg_temp.outcome('SELECT ig_refresh_identities($1[1])', ARRAY[a.s]) AS refresh_location,
+       pg_temp.outcome('SELECT ig_sync_inbox($1[1])', ARRAY[a.s]) AS sync_location,
+       pg_temp.outcome('SELECT ig_resolve_profile($1[1], ''1000000000000101'')', ARRAY[a.s]) AS resolve_account,
+       pg_temp.outcome('SELECT ig_resolve_profile(''17841400000000001'', $1[1])', ARRAY[a.s]) AS resolve_user
+  FROM attack a ORDER BY a.n;
+INSERT INTO instagram_conversations (id, ig_account_id, location_id, participant_igsid, updated_time)
+SELECT 'c.attack.' || a.n, '17841400000000001', 'loc_123', a.s, now() FROM attack a;
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
+SELECT r.refreshed, r.failed, r.total,
+       (SELECT count(*) FROM jsonb_array_elements(r.errors) e WHERE e->>'message' = 'invalid IGSID') AS invalid
+  FROM ig_refresh_identities('loc_123') r;
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" count
+DELETE FROM instagram_conversations WHERE id LIKE 'c.attack.%';
+SELECT a.n,
+       pg_temp.outcome('SELECT ig_ingest_webhook($1[1]::jsonb)',
+           ARRAY[jsonb_build_object('object', 'instagram', 'entry', jsonb_build_array(jsonb_build_object(
+               'id', '17841400000000001', 'time', 1, 'messaging', jsonb_build_array(jsonb_build_object(
+                   'sender', jsonb_build_object('id', a.s),
+                   'recipient', jsonb_build_object('id', '17841400000000001'),
+                   'timestamp', 1752834910447,
+                   'message', jsonb_build_object('mid', 'mid.attack.' || a.n || a.s, 'text', a.s))))))::text])
+           AS hostile_webhook
+  FROM attack a ORDER BY a.n;
+SELECT count(*) AS verbatim
+  FROM attack a JOIN instagram_messages m ON m.id = 'mid.attack.' || a.n || a.s
+ WHERE m.from_id = a.s AND m.message = a.s AND m.ig_account_id = '17841400000000001';
 
 -- The functions without text arguments run as before.
 SELECT total_rows, null_account_rows, distinct_pairs, quarantined_rows FROM ig_identity_check();

@@ -43,6 +43,34 @@ static bool check_graph_api_url(char **newval, void **extra, GucSource source)
     return false;
 }
 
+/*
+ * Loaded on demand (not preloaded), the library finds ig_identity.graph_api_url
+ * as a placeholder.  When the placeholder's value came from a role that may
+ * not set the parameter (a non-superuser's PGOPTIONS='-c
+ * ig_identity.graph_api_url=...'), PostgreSQL refuses it at definition with a
+ * WARNING but falls back to the built-in default, empty, that is Meta's own
+ * hosts, and not to the configured value that the refused one had displaced:
+ * tokens would go where the configuration does not send them.  So re-read the
+ * configuration files (as a reload would) and set this one parameter from
+ * them; a value from a higher-priority source that was accepted stays.
+ */
+static void reapply_configured_graph_api_url()
+{
+    ConfigVariable *head = nullptr;
+    ConfigVariable *tail = nullptr;
+    const char *configured = nullptr;
+    if (ParseConfigFile(ConfigFileName, true, nullptr, 0, 0, WARNING, &head, &tail)) {
+        if (DataDir != nullptr)
+            ParseConfigFile(PG_AUTOCONF_FILENAME, false, nullptr, 0, 0, WARNING, &head, &tail);
+        for (ConfigVariable *v = head; v != nullptr; v = v->next)
+            if (!v->ignore && strcmp(v->name, "ig_identity.graph_api_url") == 0)
+                configured = v->value; /* the last one wins, as in a reload */
+    }
+    if (configured != nullptr)
+        SetConfigOption("ig_identity.graph_api_url", configured, PGC_SIGHUP, PGC_S_FILE);
+    FreeConfigVariables(head);
+}
+
 void define_settings()
 {
     DefineCustomBoolVariable("ig_identity.enabled",
@@ -58,11 +86,15 @@ void define_settings()
                                0, nullptr,
                                nullptr, nullptr);
 
+    /* A placeholder exists when something set the parameter before the library loaded. */
+    const bool url_placeholder = GetConfigOption("ig_identity.graph_api_url", true, false) != nullptr;
     DefineCustomStringVariable(
         "ig_identity.graph_api_url",
         "Base URL for every Graph API call (empty: each account's own host).",
         "Empty means https://<api_host>/v21.0 per account. Access tokens are sent here.",
         &settings.graph_api_url, "", PGC_SUSET, 0, check_graph_api_url, nullptr, nullptr);
+    if (url_placeholder && !process_shared_preload_libraries_in_progress)
+        reapply_configured_graph_api_url();
 
     DefineCustomIntVariable("ig_identity.refresh_interval",
                             "How often the worker looks for stale identities.", nullptr,

@@ -33,6 +33,9 @@ CREATE TABLE ig_identity.account_tokens (
     access_token  text NOT NULL,
     rotated_at    timestamptz NOT NULL DEFAULT now()
 );
+-- ANALYZE (autovacuum's too) would copy sampled tokens into pg_statistic
+-- (histogram bounds), outside this table: collect no statistics on them.
+ALTER TABLE ig_identity.account_tokens ALTER COLUMN access_token SET STATISTICS 0;
 
 -- No foreign key to accounts: a webhook may queue a participant before the
 -- account is connected; ig_disconnect_account() clears an account's rows.
