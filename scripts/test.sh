@@ -4,9 +4,12 @@
 #   scripts/test.sh              all suites
 #   scripts/test.sh unit regress only the named suites
 #
-# Suites: unit (GoogleTest via ctest), mock (the Graph API mock's own tests),
+# Suites: unit (GoogleTest via ctest), asan (the same tests built with
+# AddressSanitizer and UndefinedBehaviorSanitizer), mock (the Graph API mock's own tests),
 # fuzz (each parser's libFuzzer target, a short bounded run), regress
-# (pg_regress), isolation (pg_isolation_regress), tap (prove, worker tests).
+# (pg_regress), isolation (pg_isolation_regress), tap (prove, worker tests),
+# secrets (last: the token strings of test/tokens.txt in no log, error
+# message or output file of the whole run; test/secrets_scan.py).
 # Installs missing Debian packages, builds, installs the extension, then runs
 # PostgreSQL as the unprivileged postgres user in throwaway clusters with the
 # local Graph API mock; nothing here touches the network beyond loopback.
@@ -14,7 +17,7 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 
-ALL_SUITES=(unit mock fuzz regress isolation tap)
+ALL_SUITES=(unit asan mock fuzz regress isolation tap secrets)
 SUITES=("$@")
 [ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL_SUITES[@]}")
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
@@ -59,12 +62,19 @@ last_counts() {
 }
 
 suite_unit() {
-    local logf=$LOGS/unit.log
     log "unit: GoogleTest (ctest)"
+    ctest_suite unit "$IGID_ROOT/build"
+}
+
+# ctest_suite NAME BUILD_DIR [cmake args...]: configures, builds and runs the
+# unit tests in BUILD_DIR, and records them under NAME.
+ctest_suite() {
+    local name=$1 dir=$2; shift 2
+    local logf=$LOGS/$name.log
     {
-        cmake -S "$IGID_ROOT" -B "$IGID_ROOT/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-        cmake --build "$IGID_ROOT/build" -j2 &&
-        ctest --test-dir "$IGID_ROOT/build" --output-on-failure -j2
+        cmake -S "$IGID_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" &&
+        cmake --build "$dir" -j2 &&
+        ctest --test-dir "$dir" --output-on-failure -j2
     } >"$logf" 2>&1
     local rc=$? line total failed
     line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$logf" | tail -n 1)
@@ -72,11 +82,17 @@ suite_unit() {
         failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
         total=$(echo "$line" | sed -E 's/.* tests failed out of ([0-9]+).*/\1/')
         [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
-        record unit $((total - failed)) "$failed" "$logf"
+        record "$name" $((total - failed)) "$failed" "$logf"
     else
-        record unit 0 1 "$logf"
+        record "$name" 0 1 "$logf"
     fi
     grep -E 'tests passed|Total Test time' "$logf"
+}
+
+suite_asan() {
+    log "asan: the unit tests under AddressSanitizer and UndefinedBehaviorSanitizer"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ctest_suite asan "$IGID_ROOT/build-asan" -DIGID_SANITIZE=ON
 }
 
 suite_mock() {
@@ -166,9 +182,26 @@ suite_tap() {
     grep -E '^Result:' "$logf"
 }
 
+# The end-of-run secrets scan: every file the suites above left under $WORK
+# (server logs, pg_regress/isolation outputs, TAP logs in $SRC/tmp_check/log,
+# mock and suite logs) is searched for every token of test/tokens.txt; the
+# list itself is checked against the test sources. Run it last; alone it
+# fails, having no server log to scan. P counts (token, kind of log) checks.
+suite_secrets() {
+    local logf=$LOGS/secrets.log
+    log "secrets: test tokens in the logs and outputs of the whole run"
+    "$PYTHON" "$IGID_ROOT/test/secrets_scan.py" run "$IGID_ROOT" "$WORK" >"$logf" 2>&1
+    local rc=$? p f
+    read -r p f < <(last_counts "$logf")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record secrets "$p" "$f" "$logf"
+    tail -n 1 "$logf"
+}
+
 for s in "${SUITES[@]}"; do
     case "$s" in
-        unit|mock|fuzz|regress|isolation|tap) "suite_$s" ;;
+        unit|asan|mock|fuzz|regress|isolation|tap) "suite_$s" ;;
+        secrets) suite_secrets ;;
         *) die "unknown suite '$s' (known: ${ALL_SUITES[*]})" ;;
     esac
 done
