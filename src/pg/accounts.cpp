@@ -18,13 +18,20 @@ namespace igid::pg {
 static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id)
 {
     AsExtensionOwner owner;
-    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token, token_rotated_at"
+    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token, token_rotated_at,"
+                          "       consecutive_throttles"
                           "  FROM ig_identity.account_credentials($1, $2)",
                           {text_param(location_id), text_param(ig_account_id)}, true);
     std::vector<AccountCreds> out;
     for (auto &r : rows)
-        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4]});
+        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4],
+                       std::stoi(r[5].value_or("0"))});
     return out;
+}
+
+std::vector<AccountCreds> all_accounts()
+{
+    return read_credentials(std::nullopt, std::nullopt);
 }
 
 std::vector<AccountCreds> location_accounts(const std::string &location_id)
@@ -83,6 +90,13 @@ void require_account_usable(const std::string &ig_account_id)
 void apply_account_events(const std::vector<AccountEvent> &events)
 {
     AsExtensionOwner owner;
+    /* an app-wide throttle first: it locks every account row in id order */
+    for (const auto &e : events)
+        if (e.status == "paused" && e.error_code == 4 && e.paused_until) {
+            spi_exec("SELECT ig_identity.pause_app_wide(to_timestamp($1::float8), $2)",
+                     {text_param(std::to_string(*e.paused_until)), text_param(e.ig_account_id)});
+            break;
+        }
     for (const auto &e : events) {
         std::optional<double> paused = e.paused_until;
         spi_exec("SELECT ig_identity.record_account_event($1, $2, to_timestamp($3::float8), $4, $5,"

@@ -158,7 +158,8 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
     const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
     for (const auto &a : accounts) {
         ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
-        fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)});
+        fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)},
+                            /* the rate limit from the options */ -1, a.consecutive_throttles);
         events[a.ig_account_id] =
             AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false, a.token_rotated_at};
     }

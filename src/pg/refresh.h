@@ -22,6 +22,7 @@ struct AccountCreds {
     std::string ig_account_id, self_igsid, api_host, token;
     Text token_rotated_at; /* when this token was set: a stop learned with it is
                             * void once the token has been rotated since */
+    int consecutive_throttles = 0; /* the pause ladder's step so far */
 };
 
 /* One identity to fetch. */
@@ -113,6 +114,9 @@ void apply_account_events(const std::vector<AccountEvent> &events);
 
 /* Connected accounts of a location, with their tokens (needs SPI). */
 std::vector<AccountCreds> location_accounts(const std::string &location_id);
+
+/* Every connected account, with its token (needs SPI). */
+std::vector<AccountCreds> all_accounts();
 
 /* One account by id, or nothing (needs SPI). */
 std::optional<AccountCreds> account_by_id(const std::string &ig_account_id);

@@ -345,12 +345,9 @@ Claim Worker::claim()
     leased_ = c.targets;
     if (c.targets.empty())
         return c;
-    for (auto &r : spi_query("SELECT ig_account_id, self_igsid, api_host, access_token, token_rotated_at"
-                             "  FROM ig_identity.account_credentials(NULL, NULL)",
-                             {}, true)) {
-        if (wanted.count(r[0].value_or("")))
-            c.accounts.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4]});
-    }
+    for (auto &a : all_accounts())
+        if (wanted.count(a.ig_account_id))
+            c.accounts.push_back(std::move(a));
     return c;
 }
 

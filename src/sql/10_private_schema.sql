@@ -22,6 +22,9 @@ CREATE TABLE ig_identity.accounts (
     last_error_code int,
     last_usage      jsonb,
     last_success_at timestamptz,
+    -- throttles in a row (reset by a success or a new token): the pause
+    -- ladder's step, 60 -> 300 -> 900 s, carried from one fetch to the next
+    consecutive_throttles int NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

@@ -319,6 +319,7 @@ BEGIN
            api_host = EXCLUDED.api_host,
            status = 'active',
            paused_until = NULL,
+           consecutive_throttles = 0,
            last_error = NULL,
            last_error_code = NULL,
            updated_at = pg_catalog.now()

@@ -46,12 +46,13 @@ $$;
 -- SECURITY DEFINER code owned by the extension's owner can read tokens.
 CREATE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
-               status text, paused_until timestamptz, token_rotated_at timestamptz)
+               status text, paused_until timestamptz, token_rotated_at timestamptz,
+               consecutive_throttles int)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until,
-           t.rotated_at
+           t.rotated_at, a.consecutive_throttles
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
      WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
@@ -100,8 +101,35 @@ BEGIN
            last_error_code = COALESCE(p_error_code, a.last_error_code),
            last_usage = COALESCE(p_usage, a.last_usage),
            last_success_at = CASE WHEN p_success THEN pg_catalog.now() ELSE a.last_success_at END,
+           consecutive_throttles = CASE WHEN p_status = 'paused' THEN a.consecutive_throttles + 1
+                                        WHEN p_success THEN 0
+                                        ELSE a.consecutive_throttles END,
            updated_at = pg_catalog.now()
      WHERE a.ig_account_id = p_ig_account_id;
+END
+$fn$;
+
+-- Code 4 is an app-wide throttle: every account of the app waits, not only
+-- the one that heard it (GRAPH_API.md).  Every account row is locked in id
+-- order before anything else of the batch, the order every other path uses
+-- (events are recorded in account id order), so two of these never
+-- deadlock with each other or with a single account's event.
+CREATE FUNCTION ig_identity.pause_app_wide(p_paused_until timestamptz, p_heard_by text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM 1 FROM ig_identity.accounts a ORDER BY a.ig_account_id FOR UPDATE;
+    UPDATE ig_identity.accounts a
+       SET status = 'paused',
+           paused_until = GREATEST(p_paused_until,
+                                   CASE WHEN a.status = 'paused' THEN a.paused_until END),
+           last_error = pg_catalog.format('app-wide throttle (code 4) heard by account %s', p_heard_by),
+           last_error_code = 4,
+           updated_at = pg_catalog.now()
+     WHERE a.status IN ('active', 'paused')
+       AND a.ig_account_id <> p_heard_by;
 END
 $fn$;
 

@@ -37,10 +37,10 @@
 #     every stale scan; a new message from a 230 person queues them again.
 # At the end the server log holds no "terminated by signal" and no PANIC.
 #
-# Two checks of GRAPH_API.md that the product does not meet yet are skipped
-# unless IGID_FM_KNOWN_GAPS=1: code 4 (app-wide) pausing every account, and
-# the 60 → 300 → 900 s throttle ladder.  IGID_FM_ONLY=<regex> runs only the
-# matching classes (the worker part always runs).
+# Code 4 (app-wide) pauses every account, and a second throttle in a row
+# climbs the 60 → 300 → 900 s ladder (both found missing by this test).
+# IGID_FM_ONLY=<regex> runs only the matching classes (the worker part
+# always runs).
 #
 # Adding a class: one line in @CLASSES (see the field list above it).
 use strict;
@@ -353,15 +353,9 @@ sub run_class
 		ok($secs =~ /^\d+$/ && $secs >= $c->{pause}[0] && $secs <= $c->{pause}[1],
 			"$name: paused for $c->{pause}[0] to $c->{pause}[1] s (got $secs)");
 	}
-	SKIP:
-	{
-		skip "$name: known gap, the app-wide throttle pauses only the account that got it"
-		  . ' (IGID_FM_KNOWN_GAPS=1 runs this)', 1
-		  if $c->{app_wide} && !$ENV{IGID_FM_KNOWN_GAPS};
-		is($got{other}, $c->{app_wide} ? 'paused' : 'active',
-			$c->{app_wide} ? "$name: app-wide: the other account is paused too"
-			: "$name: the other account is untouched");
-	}
+	is($got{other}, $c->{app_wide} ? 'paused' : 'active',
+		$c->{app_wide} ? "$name: app-wide: the other account is paused too"
+		: "$name: the other account is untouched");
 
 	# the follow-up, from the mock's counters
 	my $stats = stats($c->{path} ? 20000 : 0);
@@ -453,8 +447,8 @@ ok(wait_cycles(3), 'worker, 613: the worker runs more cycles');
 is(calls_a(), $calls_613, 'worker, 613: and makes no call while paused');
 
 # the pause runs out (time moved on: the pause and the rows' wait end now)
-# while the account is still throttled: it is paused again, and by
-# GRAPH_API.md for longer (60 → 300 s; a known gap, see the header)
+# while the account is still throttled: it is paused again, and for longer
+# (the ladder: 60 → 300 s)
 sub end_pause
 {
 	sql("UPDATE ig_identity.refresh_queue SET not_before = now() WHERE ig_account_id = '$A'");
@@ -466,14 +460,9 @@ ok(wait_until(sub { calls_a() > $calls_613
 	  && sql("SELECT paused_until > now() + interval '45 seconds' FROM ig_identity.accounts"
 		  . " WHERE ig_account_id = '$A'") eq 't' }, 30),
 	'worker, 613 again: called again once the pause ended, and paused again');
-SKIP:
-{
-	skip 'known gap: every throttle pauses 60 s, the 60 → 300 → 900 s ladder never climbs'
-	  . ' (IGID_FM_KNOWN_GAPS=1 runs this)', 1 unless $ENV{IGID_FM_KNOWN_GAPS};
-	my $second = sql("SELECT round(extract(epoch FROM paused_until - now())) FROM ig_identity.accounts"
-		  . " WHERE ig_account_id = '$A'");
-	ok($second >= 240 && $second <= 380, "worker, 613 again: the second pause is about 300 s (got $second)");
-}
+my $second = sql("SELECT round(extract(epoch FROM paused_until - now())) FROM ig_identity.accounts"
+	  . " WHERE ig_account_id = '$A'");
+ok($second >= 240 && $second <= 380, "worker, 613 again: the second pause is about 300 s (got $second)");
 
 # the pause runs out with the throttle gone: everything is fetched
 mock_admin($mock, 'DELETE', '/_admin/faults');
