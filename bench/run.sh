@@ -124,9 +124,9 @@ scenario_refresh() {
 plot_refresh() {
     command -v gnuplot >/dev/null || return 0
     gnuplot <<GP 2>/dev/null
-set terminal pngcairo size 720,440 font ",10"
+set terminal pngcairo size 720,440 font ",10" noenhanced
 set output "$RESULTS/refresh_concurrency.png"
-set title "ig\\_refresh\\_identities: $N profiles, mock latency $L ms, $(nproc) cores"
+set title "ig_refresh_identities: $N profiles, mock latency $L ms, $(nproc) cores"
 set xlabel "concurrency (ig_identity.max_concurrency)"
 set ylabel "wall time (s)"
 set logscale xy
