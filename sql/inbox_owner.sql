@@ -50,6 +50,8 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         v_temp := SQLERRM;
     END;
+    -- a setting changed for the session: it must not outlive the write
+    PERFORM pg_catalog.set_config('igid_test.set_by_trigger', 'yes', false);
     INSERT INTO trigger_log
     SELECT TG_TABLE_NAME, TG_OP, current_user,
            (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), v_read, v_temp;
@@ -75,6 +77,9 @@ RESET ROLE;
 -- the identities did land
 SELECT ig_user_id, username FROM instagram_user_cache ORDER BY ig_user_id;
 
+-- The triggers' setting changes stayed inside the writes (as in
+-- PostgreSQL's own restricted operations): the session never sees them.
+SELECT coalesce(current_setting('igid_test.set_by_trigger', true), '') AS setting_left_by_trigger;
 -- Every trigger run was the table owner's, not a superuser's: the server
 -- file stayed closed, and no temporary table could be made.
 SELECT tbl, ran_as, is_superuser, read_server_file, temp_table, count(*) > 0 AS fired
@@ -96,7 +101,16 @@ SELECT tbl, op, ran_as, is_superuser, read_server_file, temp_table FROM trigger_
 SELECT ig_user_id, username FROM instagram_user_cache WHERE ig_user_id IN ('1000000000000160', '1000000000000161')
  ORDER BY 1;
 
--- 3. The inbox writers themselves stay closed to other roles.
+-- 3. A view in a table's place is refused, not written through.
+BEGIN;
+ALTER TABLE instagram_conversations RENAME TO instagram_conversations_t;
+CREATE VIEW instagram_conversations AS SELECT * FROM instagram_conversations_t;
+\set VERBOSITY terse
+SELECT conversations FROM ig_sync_inbox('loc_123');
+\set VERBOSITY default
+ROLLBACK;
+
+-- 4. The inbox writers themselves stay closed to other roles.
 SET ROLE regress_igid_caller;
 \set VERBOSITY terse
 SELECT ig_identity.merge_identities('17841400000000001', NULL, ARRAY['1000000000000162'], ARRAY['sneaky'],
@@ -106,7 +120,7 @@ SELECT ig_identity.store_messages('17841400000000001', ARRAY['mid.sneaky'], NULL
 \set VERBOSITY default
 RESET ROLE;
 
--- 4. A trigger that raises an error aborts the refresh with the app's own
+-- 5. A trigger that raises an error aborts the refresh with the app's own
 -- error, nothing is written, and the session is back to its own role.
 CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'app says no to %', NEW.ig_user_id; END $$;

@@ -57,7 +57,8 @@ std::optional<AccountCreds> account_by_id(const std::string &ig_account_id)
 void require_account_usable(const std::string &ig_account_id)
 {
     AsExtensionOwner owner;
-    auto rows = spi_query("SELECT status, paused_until > now(), to_char(paused_until, 'YYYY-MM-DD HH24:MI:SS TZ')"
+    auto rows = spi_query("SELECT status, paused_until OPERATOR(pg_catalog.>) pg_catalog.now(),"
+                          "       pg_catalog.to_char(paused_until, 'YYYY-MM-DD HH24:MI:SS TZ')"
                           "  FROM ig_identity.accounts WHERE ig_account_id = $1",
                           /* not read-only: it must see this transaction's
                            * own account update (a read-only SPI call keeps
@@ -90,16 +91,19 @@ void require_account_usable(const std::string &ig_account_id)
 void apply_account_events(const std::vector<AccountEvent> &events)
 {
     AsExtensionOwner owner;
-    /* an app-wide throttle first: it locks every account row in id order */
+    /* an app-wide throttle first (the latest pause any account heard): it
+     * locks every account row in id order */
+    const AccountEvent *app_wide = nullptr;
     for (const auto &e : events)
-        if (e.status == "paused" && e.error_code == 4 && e.paused_until) {
-            spi_exec("SELECT ig_identity.pause_app_wide(to_timestamp($1::float8), $2)",
-                     {text_param(std::to_string(*e.paused_until)), text_param(e.ig_account_id)});
-            break;
-        }
+        if (e.status == "paused" && e.error_code == 4 && e.paused_until &&
+            (!app_wide || *e.paused_until > *app_wide->paused_until))
+            app_wide = &e;
+    if (app_wide)
+        spi_exec("SELECT ig_identity.pause_app_wide(pg_catalog.to_timestamp($1::pg_catalog.float8), $2)",
+                 {text_param(std::to_string(*app_wide->paused_until)), text_param(app_wide->ig_account_id)});
     for (const auto &e : events) {
         std::optional<double> paused = e.paused_until;
-        spi_exec("SELECT ig_identity.record_account_event($1, $2, to_timestamp($3::float8), $4, $5,"
+        spi_exec("SELECT ig_identity.record_account_event($1, $2, pg_catalog.to_timestamp($3::pg_catalog.float8), $4, $5,"
                  " $6::jsonb, $7, $8::timestamptz)",
                  {text_param(e.ig_account_id), text_param(e.status),
                   text_param(paused ? Text(std::to_string(*paused)) : std::nullopt),

@@ -10,6 +10,7 @@ extern "C" {
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 }
@@ -29,12 +30,17 @@ Oid function_oid(const char *signature)
 }
 
 /* Calls the function through fmgr as the owner of `relname`, in a
- * security-restricted operation; returns its non-NULL result. */
+ * security-restricted operation; returns its non-NULL result.  As in
+ * PostgreSQL's own restricted operations (index_build, VACUUM), setting
+ * changes made by the owner's code (a trigger's set_config('search_path',
+ * ..., false)) are local to the call: a new GUC nest level, rolled back
+ * when the call returns, and by transaction abort when it raises. */
 Datum call_as_owner_of(const char *relname, const char *signature, const std::vector<Param> &args)
 {
     const Oid fn = function_oid(signature);
     AsInboxOwner inbox(relname);
     return pg_call([&] {
+        const int guc_level = NewGUCNestLevel();
         FmgrInfo flinfo;
         fmgr_info(fn, &flinfo);
         if (flinfo.fn_nargs != (short) args.size())
@@ -46,7 +52,9 @@ Datum call_as_owner_of(const char *relname, const char *signature, const std::ve
             fcinfo->args[i].isnull = args[i].isnull;
         }
         Datum result = FunctionCallInvoke(fcinfo);
-        if (fcinfo->isnull)
+        const bool isnull = fcinfo->isnull;
+        AtEOXact_GUC(false, guc_level);
+        if (isnull)
             elog(ERROR, "%s returned NULL", signature);
         return result;
     });
@@ -67,8 +75,9 @@ long long upsert_identities(const Param &account, const Param &ids, const Param 
             self = text_param(rows[0][0]);
     }
     Datum n = call_as_owner_of("instagram_user_cache",
-                               "ig_identity.merge_identities(text, text, text[], text[], text[], text[], "
-                               "text[], integer[], timestamp with time zone[])",
+                               "ig_identity.merge_identities(pg_catalog.text, pg_catalog.text, pg_catalog.text[], "
+                               "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                               "pg_catalog.int4[], pg_catalog.timestamptz[])",
                                {account, self, ids, usernames, names, pics, statuses, codes, next_fetch_at});
     return DatumGetInt32(n);
 }
@@ -76,8 +85,8 @@ long long upsert_identities(const Param &account, const Param &ids, const Param 
 std::vector<std::string> store_conversations(const std::vector<Param> &args)
 {
     Datum arr = call_as_owner_of("instagram_conversations",
-                                 "ig_identity.store_conversations(text, text, text[], text[], "
-                                 "timestamp with time zone[])",
+                                 "ig_identity.store_conversations(pg_catalog.text, pg_catalog.text, pg_catalog.text[], "
+                                 "pg_catalog.text[], pg_catalog.timestamptz[])",
                                  args);
     std::vector<std::string> out;
     pg_call([&] {
@@ -95,8 +104,9 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args)
 long long store_messages(const std::vector<Param> &args)
 {
     Datum n = call_as_owner_of("instagram_messages",
-                               "ig_identity.store_messages(text, text[], text[], text[], text[], text[], "
-                               "timestamp with time zone[], boolean[])",
+                               "ig_identity.store_messages(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], "
+                               "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                               "pg_catalog.timestamptz[], pg_catalog.bool[])",
                                args);
     return DatumGetInt64(n);
 }

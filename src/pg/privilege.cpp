@@ -91,7 +91,13 @@ static Oid lookup_inbox_owner(const char *relname)
     if (!HeapTupleIsValid(tup))
         elog(ERROR, "cache lookup failed for relation %u", rel);
     Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    char relkind = ((Form_pg_class) GETSTRUCT(tup))->relkind;
     ReleaseSysCache(tup);
+    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+        ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                        errmsg("inbox relation \"%s.%s\" is not a table", get_namespace_name(nsp), relname),
+                        errdetail("ig_identity writes only to plain or partitioned tables."),
+                        errhint("Restore the table, or run SELECT * FROM ig_identity_repair().")));
     return owner;
 }
 

@@ -317,6 +317,10 @@ void Worker::record_pending_stops()
 {
     PendingStop stops[kPendingStops];
     const int n = take_account_stops(MyDatabaseId, stops);
+    /* account rows are locked in id order on every path (see pause_app_wide) */
+    std::sort(stops, stops + n, [](const PendingStop &a, const PendingStop &b) {
+        return strcmp(a.ig_account_id, b.ig_account_id) < 0;
+    });
     for (int i = 0; i < n; i++) {
         const PendingStop &s = stops[i];
         spi_exec("SELECT ig_identity.record_account_event($1, $2, NULL, $3, $4, NULL, false, $5::timestamptz)",

@@ -57,7 +57,7 @@ AS $$
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
      WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
        AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
-     ORDER BY a.ig_account_id
+     ORDER BY a.ig_account_id COLLATE "C"
 $$;
 REVOKE ALL ON FUNCTION ig_identity.account_credentials(text, text) FROM PUBLIC;
 
@@ -101,7 +101,9 @@ BEGIN
            last_error_code = COALESCE(p_error_code, a.last_error_code),
            last_usage = COALESCE(p_usage, a.last_usage),
            last_success_at = CASE WHEN p_success THEN pg_catalog.now() ELSE a.last_success_at END,
-           consecutive_throttles = CASE WHEN p_status = 'paused' THEN a.consecutive_throttles + 1
+           -- a fetch that succeeded and was then throttled starts the ladder again
+           consecutive_throttles = CASE WHEN p_status = 'paused' AND p_success THEN 1
+                                        WHEN p_status = 'paused' THEN a.consecutive_throttles + 1
                                         WHEN p_success THEN 0
                                         ELSE a.consecutive_throttles END,
            updated_at = pg_catalog.now()
@@ -120,7 +122,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM 1 FROM ig_identity.accounts a ORDER BY a.ig_account_id FOR UPDATE;
+    PERFORM 1 FROM ig_identity.accounts a ORDER BY a.ig_account_id COLLATE "C" FOR UPDATE;
     UPDATE ig_identity.accounts a
        SET status = 'paused',
            paused_until = GREATEST(p_paused_until,
