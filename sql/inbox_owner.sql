@@ -110,6 +110,21 @@ SELECT conversations FROM ig_sync_inbox('loc_123');
 \set VERBOSITY default
 ROLLBACK;
 
+-- An index whose expression calls a function the table owner wrote (and
+-- could have declared IMMUTABLE falsely) is refused before ig_identity reads
+-- the table with its owner's rights: PostgreSQL may run that function while
+-- planning the read.
+SET ROLE regress_igid_inbox;
+CREATE FUNCTION app_norm(text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN lower($1); END $$;
+CREATE INDEX cache_app_norm_idx ON instagram_user_cache (app_norm(username));
+RESET ROLE;
+\set VERBOSITY terse
+SELECT refreshed FROM ig_refresh_identities('loc_123');
+SELECT username FROM ig_resolve_profile('17841400000000001', '1000000000000101');
+\set VERBOSITY default
+DROP INDEX cache_app_norm_idx;
+SELECT refreshed, failed FROM ig_refresh_identities('loc_123');
+
 -- 4. The inbox writers themselves stay closed to other roles.
 SET ROLE regress_igid_caller;
 \set VERBOSITY terse

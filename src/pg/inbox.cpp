@@ -111,6 +111,12 @@ long long store_messages(const std::vector<Param> &args)
     return DatumGetInt64(n);
 }
 
+void check_inbox_tables()
+{
+    AsExtensionOwner owner;
+    spi_query("SELECT ig_identity.check_inbox_tables()", {}, true);
+}
+
 } // namespace igid::pg
 
 using namespace igid::pg;

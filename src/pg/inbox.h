@@ -29,4 +29,9 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args);
 /* ig_identity.store_messages as instagram_messages' owner: how many were new. */
 long long store_messages(const std::vector<Param> &args);
 
+/* Raises an ERROR unless the inbox tables are safe to read with the
+ * extension owner's rights (ig_identity.check_inbox_tables); call it before
+ * such reads. */
+void check_inbox_tables();
+
 } // namespace igid::pg

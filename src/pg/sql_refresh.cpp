@@ -7,6 +7,7 @@
  * cancel or statement_timeout stops a long refresh within a second; the
  * transaction then aborts and nothing is half-written.
  */
+#include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/refresh.h"
 #include "pg/result.h"
@@ -88,6 +89,7 @@ IGID_FUNCTION(ig_refresh_identities)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
+        check_inbox_tables();
         auto accounts = location_accounts(location_id);
         auto targets = location_targets(location_id);
         total = (long long) targets.size();
@@ -128,6 +130,7 @@ IGID_FUNCTION(ig_resolve_profile)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
+        check_inbox_tables();
         auto account = account_by_id(account_id);
         if (!account)
             throw Error(ERRCODE_UNDEFINED_OBJECT,

@@ -73,6 +73,7 @@ IGID_FUNCTION(ig_ingest_webhook)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
+        check_inbox_tables();
         for (auto &[account, a] : by_account) {
             total += (long long) a.mids.size();
             stored += store_messages({text_param(account), text_array_param(a.mids),

@@ -22,6 +22,7 @@
 #include "pg/worker.h"
 
 #include "pg/boundary.h"
+#include "pg/inbox.h"
 #include "pg/refresh.h"
 #include "pg/settings.h"
 #include "pg/shmem.h"
@@ -562,6 +563,7 @@ long Worker::cycle()
         if (scan) {
             char stale[32];
             snprintf(stale, sizeof stale, "%d seconds", settings.stale_after_s);
+            check_inbox_tables();
             spi_exec("SELECT ig_identity._worker_queue_stale($1::pg_catalog.interval, $2)",
                      {text_param(std::string(stale)), int4_param(kQueueStaleBatch)});
         }

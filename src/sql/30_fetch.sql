@@ -12,6 +12,61 @@
 -- Participants of a location worth refreshing: the other party of every
 -- conversation and every sender/recipient of the last 30 days' messages,
 -- never the business account itself.
+-- Called before ig_identity reads the inbox tables with the extension
+-- owner's rights (refresh targets, the webhook's queueing, the worker's
+-- stale scan, ig_resolve_profile's answer).  Those reads run none of the
+-- tables' owner's code, with two exceptions this refuses: a view (or
+-- anything but a table) put in a table's place, whose functions would run
+-- as the reader; and an index whose expression or predicate calls a
+-- function that no superuser owns, which PostgreSQL may evaluate while
+-- planning the read.  Writes are safe either way (they run as the owner).
+CREATE FUNCTION ig_identity.check_inbox_tables()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relkind
+          FROM pg_catalog.pg_class c
+         WHERE c.relnamespace = '@extschema@'::regnamespace
+           AND c.relname IN ('instagram_user_cache', 'instagram_conversations', 'instagram_messages')
+           AND c.relkind NOT IN ('r', 'p')
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('inbox relation %s is not a table', r.rel),
+            DETAIL  = 'ig_identity reads and writes only plain or partitioned tables.',
+            HINT    = 'Restore the table, or run SELECT * FROM ig_identity_repair().';
+    END LOOP;
+    FOR r IN
+        SELECT DISTINCT i.indexrelid::regclass AS idx, p.oid::regprocedure AS fn
+          FROM pg_catalog.pg_class c
+          JOIN pg_catalog.pg_index i
+            ON i.indrelid = c.oid
+            OR i.indrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t)
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass
+                                     AND d.objid = i.indexrelid
+                                     AND d.refclassid = 'pg_catalog.pg_proc'::regclass
+          JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+          JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
+         WHERE c.relnamespace = '@extschema@'::regnamespace
+           AND c.relname IN ('instagram_user_cache', 'instagram_conversations', 'instagram_messages')
+           AND NOT o.rolsuper
+         ORDER BY 1, 2
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('index %s on an inbox table calls function %s, which no superuser owns',
+                                        r.idx, r.fn),
+            DETAIL  = 'PostgreSQL may run an index expression''s functions while planning a read, and ig_identity reads the inbox tables with its owner''s rights.',
+            HINT    = 'Drop the index, or have a superuser own the function.';
+    END LOOP;
+END
+$fn$;
+
 CREATE FUNCTION ig_identity.refresh_targets(p_location_id text)
 RETURNS TABLE (ig_account_id text, ig_user_id text)
 LANGUAGE sql STABLE
