@@ -12,8 +12,7 @@ ACCOUNT=17841400000000001
 DEPS+=(linux-perf)
 ensure_deps
 build_extension
-DIR=$(make_workdir)
-mv "$DIR" "${DIR/ig_identity./igid-profile.}" && DIR=${DIR/ig_identity./igid-profile.}
+DIR=$(make_workdir igid-profile)
 trap 'stop_cluster; stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$DIR"' EXIT
 start_mock "$DIR" --generate-users "$N"
 start_cluster "$DIR" "$(free_port)" postgres

@@ -44,8 +44,7 @@ RESULTS=$IGID_ROOT/bench/results
 DEPS+=(gnuplot-nox)
 ensure_deps
 build_extension
-DIR=$(make_workdir)
-mv "$DIR" "${DIR/ig_identity./igid-bench.}" && DIR=${DIR/ig_identity./igid-bench.}
+DIR=$(make_workdir igid-bench)
 trap 'stop_cluster; stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$DIR"' EXIT
 mkdir -p "$RESULTS"
 

@@ -38,10 +38,11 @@ build_extension() {
     make -C "$IGID_ROOT" -s install PG_CONFIG=$PGBIN/pg_config >/dev/null || die "install failed"
 }
 
-# A work directory the postgres user owns.
+# make_workdir [PREFIX]: a work directory the postgres user owns,
+# /tmp/PREFIX.XXXXXX (default prefix ig_identity).
 make_workdir() {
     local d
-    d=$(mktemp -d /tmp/ig_identity.XXXXXX)
+    d=$(mktemp -d "/tmp/${1:-ig_identity}.XXXXXX")
     chmod 755 "$d"
     chown "$PG_USER" "$d"
     echo "$d"

@@ -68,9 +68,13 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
         c.statuses.emplace_back(status_of(o.kind));
         c.codes.push_back(o.error_code);
         c.next_fetch.push_back(next);
+        /* a success leaves the queue inside the merge path (upsert_identities
+         * settles 'ok' rows first); retry_later waits in the queue; everything
+         * else leaves it here (consent is retried on a new inbound message,
+         * unavailable by next_fetch_at) */
+        if (o.kind == FetchOutcome::Kind::ok)
+            continue;
         c.queue_ids.emplace_back(o.ig_user_id);
-        /* retry_later waits in the queue; everything else leaves it (consent
-         * is retried on a new inbound message, unavailable by next_fetch_at) */
         c.queue_next.push_back(o.kind == FetchOutcome::Kind::retry_later ? next : std::nullopt);
     }
 

@@ -66,17 +66,18 @@ Oid extension_owner()
     return pg_call([] { return lookup_extension_owner(); });
 }
 
-AsExtensionOwner::AsExtensionOwner()
+AsUser::AsUser(Oid user, int sec_flags)
 {
-    Oid owner = extension_owner();
     GetUserIdAndSecContext(&saved_user_, &saved_sec_context_);
-    SetUserIdAndSecContext(owner, saved_sec_context_ | SECURITY_LOCAL_USERID_CHANGE);
+    SetUserIdAndSecContext(user, saved_sec_context_ | SECURITY_LOCAL_USERID_CHANGE | sec_flags);
 }
 
-AsExtensionOwner::~AsExtensionOwner()
+AsUser::~AsUser()
 {
     SetUserIdAndSecContext(saved_user_, saved_sec_context_);
 }
+
+AsExtensionOwner::AsExtensionOwner() : AsUser(extension_owner(), 0) {}
 
 /* The owner of inbox table `relname` in the extension's schema. */
 static Oid lookup_inbox_owner(const char *relname)
@@ -102,16 +103,8 @@ static Oid lookup_inbox_owner(const char *relname)
 }
 
 AsInboxOwner::AsInboxOwner(const char *relname)
+    : AsUser(pg_call([&] { return lookup_inbox_owner(relname); }), SECURITY_RESTRICTED_OPERATION)
 {
-    Oid owner = pg_call([&] { return lookup_inbox_owner(relname); });
-    GetUserIdAndSecContext(&saved_user_, &saved_sec_context_);
-    SetUserIdAndSecContext(owner, saved_sec_context_ | SECURITY_LOCAL_USERID_CHANGE |
-                                      SECURITY_RESTRICTED_OPERATION);
-}
-
-AsInboxOwner::~AsInboxOwner()
-{
-    SetUserIdAndSecContext(saved_user_, saved_sec_context_);
 }
 
 } // namespace igid::pg

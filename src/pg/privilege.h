@@ -19,32 +19,32 @@ extern "C" {
 
 namespace igid::pg {
 
-/* While alive, statements run as the extension's owner (restored by the
- * destructor, which cannot fail; a transaction abort restores it too). */
-class AsExtensionOwner {
+/* While alive, statements run as `user`, with `sec_flags` added to the
+ * security context (restored by the destructor, which cannot fail; a
+ * transaction abort restores it too). */
+class AsUser {
 public:
-    AsExtensionOwner();
-    ~AsExtensionOwner();
-    AsExtensionOwner(const AsExtensionOwner &) = delete;
-    AsExtensionOwner &operator=(const AsExtensionOwner &) = delete;
+    AsUser(Oid user, int sec_flags);
+    ~AsUser();
+    AsUser(const AsUser &) = delete;
+    AsUser &operator=(const AsUser &) = delete;
 
 private:
     Oid saved_user_;
     int saved_sec_context_;
 };
 
+/* While alive, statements run as the extension's owner. */
+class AsExtensionOwner : public AsUser {
+public:
+    AsExtensionOwner();
+};
+
 /* While alive, statements run as the owner of the inbox table `relname` (in
  * the extension's schema) in a security-restricted operation. */
-class AsInboxOwner {
+class AsInboxOwner : public AsUser {
 public:
     explicit AsInboxOwner(const char *relname);
-    ~AsInboxOwner();
-    AsInboxOwner(const AsInboxOwner &) = delete;
-    AsInboxOwner &operator=(const AsInboxOwner &) = delete;
-
-private:
-    Oid saved_user_;
-    int saved_sec_context_;
 };
 
 /* The role that owns the ig_identity extension in this database. */

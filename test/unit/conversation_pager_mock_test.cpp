@@ -16,14 +16,6 @@ using namespace std::chrono;
 
 namespace {
 
-ConversationPagerOptions quick_pager() {
-    ConversationPagerOptions o;
-    o.backoff_base = milliseconds(20);
-    o.backoff_cap = milliseconds(50);
-    o.rng = []() { return 0.5; };
-    return o;
-}
-
 struct PagerRun {
     std::vector<Conversation> conversations;
     std::vector<PagerEvent> events;
@@ -110,15 +102,7 @@ TEST_F(PagerMock, ShortOrEmptyPageWithNextIsNotTheLast) {
     HttpDriver driver;
     // A first walk, for a real cursor: the one after the first 25 items.
     std::string cursor;
-    {
-        ConversationPager probe(a, kAccountA, quick_pager());
-        driver.submit(*probe.next_request());
-        auto first = drain(driver);
-        ASSERT_EQ(first.size(), 1u);
-        PagerEvent e = probe.on_response(first[0]);
-        ASSERT_TRUE(e.page.after);
-        cursor = *e.page.after;
-    }
+    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, kAccountA, cursor));
     // The first answer of a new walk is an empty page that still says `next`.
     mock.fault(R"({"match":{"endpoint":"conversations"},"count":1,"fault":{"type":"http_status","status":200,)"
                R"("body":{"data":[],"paging":{"cursors":{"before":")" + cursor + R"(","after":")" + cursor +

@@ -1,6 +1,7 @@
 // test_helpers.h — small helpers shared by the tests that talk to the mock.
 #pragma once
 
+#include "core/conversation_pager.h"
 #include "core/graph_client.h"
 #include "core/http.h"
 #include "core/json.h"
@@ -35,6 +36,26 @@ inline std::vector<HttpResponse> drain(HttpDriver &driver, std::chrono::millisec
         for (HttpResponse &r : driver.step(100))
             all.push_back(std::move(r));
     return all;
+}
+
+// Pager options with short, fixed backoffs for tests.
+inline ConversationPagerOptions quick_pager() {
+    ConversationPagerOptions o;
+    o.backoff_base = std::chrono::milliseconds(20);
+    o.backoff_cap = std::chrono::milliseconds(50);
+    o.rng = []() { return 0.5; };
+    return o;
+}
+
+// A real cursor: the `after` of the first page of owner's conversations.
+inline void first_cursor(HttpDriver &driver, const GraphAccount &a, const std::string &owner, std::string &cursor) {
+    ConversationPager probe(a, owner, quick_pager());
+    driver.submit(*probe.next_request());
+    auto first = drain(driver);
+    ASSERT_EQ(first.size(), 1u);
+    PagerEvent e = probe.on_response(first[0]);
+    ASSERT_TRUE(e.page.after);
+    cursor = *e.page.after;
 }
 
 struct LoggedRequest {

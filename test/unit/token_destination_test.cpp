@@ -144,14 +144,6 @@ void expect_under_base(const HttpRequest &r, const GraphAccount &acct, const std
     EXPECT_EQ(r.bearer_token, acct.token) << what;
 }
 
-ConversationPagerOptions quick_pager() {
-    ConversationPagerOptions o;
-    o.backoff_base = milliseconds(20);
-    o.backoff_cap = milliseconds(50);
-    o.rng = []() { return 0.5; };
-    return o;
-}
-
 } // namespace
 
 TEST(TokenDestination, EveryRequestStaysUnderTheConfiguredBase) {
@@ -239,15 +231,7 @@ TEST_F(TokenDestinationMock, PagingNextElsewhereIsNotFollowed) {
     HttpDriver driver;
     // A real cursor: the one after the first 25 of account A's 30 conversations.
     std::string cursor;
-    {
-        ConversationPager probe(a, kAccountA, quick_pager());
-        driver.submit(*probe.next_request());
-        auto first = drain(driver);
-        ASSERT_EQ(first.size(), 1u);
-        PagerEvent e = probe.on_response(first[0]);
-        ASSERT_TRUE(e.page.after);
-        cursor = *e.page.after;
-    }
+    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, kAccountA, cursor));
     mock.reset();
     // The next answer says: go on at the listener.
     mock.fault(R"({"match":{"endpoint":"conversations"},"count":1,"fault":{"type":"http_status","status":200,)"
