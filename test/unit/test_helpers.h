@@ -94,13 +94,16 @@ inline std::vector<LoggedRequest> logged_requests_at_least(MockGraphProcess &moc
     return reqs;
 }
 
-// The most requests of one account that were being served at the same time.
-inline int max_overlap(const std::vector<LoggedRequest> &reqs, const std::string &account) {
-    std::vector<std::pair<double, int>> events;
-    for (const auto &r : reqs)
-        if (r.account == account) {
-            events.emplace_back(r.t, 1);
-            events.emplace_back(r.end, -1);
+// The most transfers (of one account, or of all when account is empty) the
+// driver had in flight at once, by its own clock: the promise the caps make.
+// (The mock's log cannot show it exactly: a request's end is stamped after
+// its answer is written, by which time the driver may have started the next.)
+inline int max_overlap(const std::vector<HttpResponse> &out, const std::string &account = "") {
+    std::vector<std::pair<TimePoint, int>> events;
+    for (const auto &r : out)
+        if (r.attempted && (account.empty() || r.account == account)) {
+            events.emplace_back(r.finished, -1); // an end sorts before a start at the same instant
+            events.emplace_back(r.started, 1);
         }
     std::sort(events.begin(), events.end());
     int cur = 0, best = 0;
