@@ -4,7 +4,10 @@
 
 EXTENSION  = ig_identity
 MODULE_big = ig_identity
-DATA_built = ig_identity--1.0.sql
+# Released install scripts are frozen and shipped as they are; the newest
+# version's full script is assembled from src/sql/.
+DATA       = ig_identity--1.0.sql ig_identity--1.0--1.1.sql
+DATA_built = ig_identity--1.1.sql
 PGFILEDESC = "ig_identity - Instagram inbox identity cache"
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
@@ -25,9 +28,9 @@ SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson) -lstdc++
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# The install script is assembled from src/sql/, one concern per file, in
-# file-name order (the restore-detection block in 90_ must stay last).
-ig_identity--1.0.sql: $(sort $(wildcard src/sql/*.sql))
+# The newest install script is assembled from src/sql/, one concern per file,
+# in file-name order (the restore-detection block in 90_ must stay last).
+ig_identity--1.1.sql: $(sort $(wildcard src/sql/*.sql))
 	cat $^ > $@
 
 # PGXS passes PG_CXXFLAGS only to its own rules; make sure .cpp files use them.

@@ -4,9 +4,25 @@
 # shellcheck shell=bash
 
 IGID_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
+# Everything follows PG_CONFIG. Unset, it is the newest server installed
+# from Debian's packages (only 15 is tested; see the README).
+if [ -z "${PG_CONFIG:-}" ]; then
+    PG_MAJOR=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)
+    PG_MAJOR=${PG_MAJOR:-15}
+    PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+else
+    PG_MAJOR=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+fi
+export PG_CONFIG
+# pg_config_dirs: sets PGBIN and PGXS_DIR from PG_CONFIG (once it exists).
+pg_config_dirs() {
+    [ -x "$PG_CONFIG" ] || command -v "$PG_CONFIG" >/dev/null || return 0
+    PGBIN=$("$PG_CONFIG" --bindir)
+    PGXS_DIR=$(dirname "$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")")
+}
 PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+pg_config_dirs
 PYTHON=/usr/bin/python3   # Debian's, readable by the postgres user
 PG_USER=postgres
 
@@ -29,13 +45,14 @@ ensure_deps() {
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
         || die "apt-get install failed"
+    pg_config_dirs
 }
 
 # Builds and installs the extension into the system PostgreSQL.
 build_extension() {
     log "building ig_identity"
-    make -C "$IGID_ROOT" -s -j2 PG_CONFIG=$PGBIN/pg_config >/dev/null || die "build failed"
-    make -C "$IGID_ROOT" -s install PG_CONFIG=$PGBIN/pg_config >/dev/null || die "install failed"
+    make -C "$IGID_ROOT" -s -j2 PG_CONFIG="$PG_CONFIG" >/dev/null || die "build failed"
+    make -C "$IGID_ROOT" -s install PG_CONFIG="$PG_CONFIG" >/dev/null || die "install failed"
 }
 
 # make_workdir [PREFIX]: a work directory the postgres user owns,

@@ -3,6 +3,8 @@
 #
 #   scripts/test.sh              all suites
 #   scripts/test.sh unit regress only the named suites
+#   IGID_TAP="test/t/003_leases.pl" scripts/test.sh tap   only those TAP files
+#   PG_CONFIG=/path/to/pg_config scripts/test.sh   another PostgreSQL installation
 #
 # Suites: unit (GoogleTest via ctest), asan (the same tests built with
 # AddressSanitizer and UndefinedBehaviorSanitizer), mock (the Graph API mock's own tests),
@@ -172,7 +174,7 @@ suite_tap() {
     log "tap: worker tests (prove)"
     (cd "$SRC" && as_pg env PERL5LIB="$PGXS_DIR/src/test/perl" IGID_SRC="$SRC" \
         PYTHON="$PYTHON" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-        prove -v test/t/*.pl) >"$logf" 2>&1
+        prove -v ${IGID_TAP:-test/t/*.pl}) >"$logf" 2>&1
     local rc=$? tests failed
     tests=$(grep -oE 'Tests=[0-9]+' "$logf" | tail -n 1 | grep -oE '[0-9]+')
     failed=$(grep -cE '^not ok' "$logf")

@@ -1,5 +1,5 @@
 /*
- * ig_identity--1.0.sql — install script of ig_identity, and at the same time
+ * ig_identity--1.1.sql — install script of ig_identity, and at the same time
  * the migration of an inbox that already exists.  Built by `make` from the
  * files of src/sql/ in name order: 10 private schema, 20 repair (migration),
  * 25 identity store, 30 fetch functions, 40 worker, 90 privileges and the
