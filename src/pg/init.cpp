@@ -17,7 +17,8 @@ void _PG_init(void);
 
 void _PG_init(void)
 {
-    igid::pg::define_settings();
+    /* before define_settings(), which reserves the ig_identity prefix */
     igid::pg::define_graph_settings();
+    igid::pg::define_settings();
     igid::pg::init_worker();
 }

@@ -15,11 +15,11 @@
 
 extern "C" {
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/errcodes.h"
 }
 
 #include <algorithm>
+#include <cstring>
 
 using namespace igid;
 using namespace igid::pg;
@@ -54,7 +54,7 @@ const char *kFlavourHint =
 {
     std::string detail = "The Graph API answered /me with error " + std::to_string(e.code) +
                          (e.subcode ? " (subcode " + std::to_string(*e.subcode) + ")" : "") + ": " +
-                         e.message + ".";
+                         e.message + (e.message.empty() || e.message.back() != '.' ? "." : "");
     if (e.code == 190 || e.code == 102)
         throw Error(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, "the Graph API refused the access token",
                     detail, kFlavourHint);
@@ -68,6 +68,9 @@ const char *kFlavourHint =
                     detail,
                     "Grant the app instagram_manage_messages (Facebook Login) or "
                     "instagram_business_manage_messages (Instagram Login) and connect again.");
+    if (e.code == 100)
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "the Graph API refused the /me check", detail,
+                    kFlavourHint);
     throw Error(ERRCODE_CONNECTION_FAILURE, "the Graph API could not check the access token", detail,
                 "Try again; or SET ig_identity.verify_on_connect = off to connect without the check.");
 }
@@ -141,5 +144,9 @@ IGID_FUNCTION(ig_check_account_token)
     if (*host != ApiHost::facebook)
         PG_RETURN_NULL();
     const std::string page_id = me.me.page_id;
-    return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(page_id.data(), (int) page_id.size())); });
+    /* a text datum built by hand: utils/builtins.h clashes with jansson */
+    text *out = pg_call([&] { return (text *) palloc(VARHDRSZ + page_id.size()); });
+    SET_VARSIZE(out, VARHDRSZ + page_id.size());
+    memcpy(VARDATA(out), page_id.data(), page_id.size());
+    return PointerGetDatum(out);
 }

@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/usage.h"
 #include "pg/graph_settings.h"
+#include "pg/json_build.h"
 #include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/refresh.h"
@@ -148,7 +149,7 @@ std::string failures_json(const std::vector<SyncFailure> &failures)
 {
     JsonPtr arr(json_array());
     for (const auto &f : failures) {
-        json_t *o = json_object();
+        json_t *o = new_json_object();
         json_object_set_new(o, "ig_account_id", json_stringn(f.ig_account_id.data(), f.ig_account_id.size()));
         json_object_set_new(o, "status", json_stringn(f.status.data(), f.status.size()));
         json_object_set_new(o, "code", f.code ? json_integer(*f.code) : json_null());
@@ -335,7 +336,9 @@ IGID_FUNCTION(ig_sync_inbox)
      * of what the account needs */
     if (!failures.empty()) {
         const SyncFailure &f = failures.front();
-        std::string detail = "Instagram account \"" + f.ig_account_id + "\" (" + f.status + "): " + f.detail + ".";
+        std::string detail = "Instagram account \"" + f.ig_account_id + "\" (" + f.status + "): " + f.detail;
+        if (detail.empty() || detail.back() != '.')
+            detail += ".";
         if (failures.size() > 1)
             detail += " " + std::to_string(failures.size() - 1) + " more of the location's " +
                       std::to_string(n_accounts) + " accounts failed too.";
