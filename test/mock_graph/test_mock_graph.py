@@ -296,7 +296,7 @@ class StrictTests(MockCase):
 
     def test_login_flavour_must_match_host(self):
         status, obj = self.mock.admin("POST", "data", {"accounts": [
-            {"ig_account_id": "5", "token": "t5", "api_host": "graph.instagram.com",
+            {"ig_account_id": "5", "token": "mock-token-flavour-5", "api_host": "graph.instagram.com",
              "login": "facebook_login"}]})
         self.assertEqual(status, 400, obj)
 
