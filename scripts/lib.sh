@@ -102,6 +102,9 @@ ig_identity.database = '$2'
 ig_identity.graph_api_url = 'http://127.0.0.1:${MOCK_PORT}/v21.0'
 ig_identity.requests_per_second = 0
 ig_identity.refresh_interval = 5
+# most tests connect made-up tokens on purpose; sql/login_flavours.sql
+# switches the connect-time /me check back on
+ig_identity.verify_on_connect = off
 listen_addresses = ''
 fsync = off
 log_line_prefix = '%m [%p] %b '

@@ -66,9 +66,13 @@ SELECT count(*) AS messages_of_new FROM instagram_messages m
  WHERE c.location_id = 'loc_789' AND c.participant_igsid IN ('3000000000000060', '3000000000000061');
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 
--- 4. Sync on a stopped token: the account is flagged, nothing stored
+-- 4. Sync on a stopped token: raised (28000), nothing stored; recorded
+-- on the account when failures are warnings
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" fault '{"match":{"account":"17841400000000002"},"fault":{"type":"graph_error","code":190}}'
 SELECT * FROM ig_sync_inbox('loc_789');
+SET ig_identity.sync_failure = warning;
+SELECT * FROM ig_sync_inbox('loc_789');
+RESET ig_identity.sync_failure;
 SELECT status, last_error_code FROM ig_identity.accounts WHERE ig_account_id = '17841400000000002';
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 

@@ -122,7 +122,8 @@ SELECT a.n, ig_display_name(a.s, a.s || ' (participant)') = a.s AS shows_stored_
  * The fetch functions and the webhook.  A hostile location, account or user
  * id finds nothing (42704: no such account or location; P0002: no such
  * person) before any request; string 11 is a real location here (stored
- * verbatim above for account ...09), so refresh and sync run for it.
+ * verbatim above for account ...09), so refresh and sync run for it; its
+ * made-up token is refused, and the sync says so (28000).
  * Hostile participant ids stored in the inbox tables are reported as invalid
  * by ig_refresh_identities and never reach a URL: the mock counts no
  * request.  Hostile ids and text in a webhook delivery are stored verbatim.

@@ -9,7 +9,7 @@ ConversationPager::ConversationPager(GraphAccount account, std::string owner_id,
     : account_(std::move(account)), owner_id_(std::move(owner_id)), options_(std::move(options)) {
     if (!options_.rng)
         options_.rng = default_rng();
-    if (!is_valid_igsid(owner_id_))
+    if (owner_id_ != "me" && !is_valid_igsid(owner_id_))
         failed_ = true;
 }
 

@@ -43,7 +43,7 @@ struct PagerEvent {
 
 class ConversationPager {
 public:
-    // owner_id: the page id (facebook host) or the IG account id.
+    // owner_id: "me" or an id from conversation_list_owner().
     ConversationPager(GraphAccount account, std::string owner_id, ConversationPagerOptions options = {});
 
     // The request for the current page; nullopt once finished or failed.

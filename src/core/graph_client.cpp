@@ -67,11 +67,23 @@ std::optional<HttpRequest> profile_request(const GraphAccount &account, std::str
     return get(account, std::string(igsid) + "?fields=" + std::string(fields));
 }
 
-HttpRequest me_request(const GraphAccount &account) { return get(account, "me?fields=id,username"); }
+// Facebook Login: `me` is the Page, whose linked IG account says which
+// account the token manages. Instagram Login: `user_id` is the professional
+// account; `id` is app-scoped.
+HttpRequest me_request(const GraphAccount &account) {
+    return get(account, account.host == ApiHost::facebook ? "me?fields=id,name,instagram_business_account"
+                                                          : "me?fields=user_id,username");
+}
+
+std::string conversation_list_owner(ApiHost host, std::string_view ig_account_id, std::string_view page_id) {
+    if (host == ApiHost::facebook)
+        return is_valid_igsid(page_id) ? std::string(page_id) : std::string("me");
+    return is_valid_igsid(ig_account_id) ? std::string(ig_account_id) : std::string("me");
+}
 
 std::optional<HttpRequest> conversations_request(const GraphAccount &account, std::string_view owner_id,
                                                  std::string_view after_cursor) {
-    if (!is_valid_igsid(owner_id))
+    if (owner_id != "me" && !is_valid_igsid(owner_id))
         return std::nullopt;
     // The newest messages ride along (field expansion): one call per page.
     // Braces are not valid in a URL; they travel percent-encoded.

@@ -47,12 +47,20 @@ struct GraphAccount {
 std::optional<HttpRequest> profile_request(const GraphAccount &account, std::string_view igsid,
                                            bool basic_fields = false);
 
-// GET /me?fields=id,username
+// The one /me call that tells who a token speaks for, per login flavour:
+// facebook host GET /me?fields=id,name,instagram_business_account (the Page),
+// instagram host GET /me?fields=user_id,username (see account_check.h).
 HttpRequest me_request(const GraphAccount &account);
+
+// Who owns an account's conversation list: with a Page token (facebook
+// host) the Page (page_id when valid, else "me"), never the IG account id,
+// which Meta refuses there; with an Instagram token the IG account id.
+std::string conversation_list_owner(ApiHost host, std::string_view ig_account_id,
+                                    std::string_view page_id = {});
 
 // GET /{owner_id}/conversations?platform=instagram&fields=id,updated_time,participants,
 //     messages.limit(20){id,created_time,from,to,message}&limit=25[&after=]
-// owner_id is the page id (facebook host) or the IG account id; the cursor is
+// owner_id is "me" or an id from conversation_list_owner(); the cursor is
 // URL-encoded. nullopt when owner_id is not valid.
 std::optional<HttpRequest> conversations_request(const GraphAccount &account, std::string_view owner_id,
                                                  std::string_view after_cursor = {});

@@ -3,6 +3,7 @@
  * set itself up.
  */
 #include "pg/boundary.h"
+#include "pg/graph_settings.h"
 #include "pg/settings.h"
 #include "pg/worker.h"
 
@@ -16,6 +17,8 @@ void _PG_init(void);
 
 void _PG_init(void)
 {
+    /* before define_settings(), which reserves the ig_identity prefix */
+    igid::pg::define_graph_settings();
     igid::pg::define_settings();
     igid::pg::init_worker();
 }

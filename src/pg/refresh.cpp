@@ -132,6 +132,13 @@ void note_account(AccountEvent &e, const ProfileOutcome &o)
         e.error_code = o.error ? std::optional<int>((int) o.error->code)
                                : std::optional<int>((int) o.http_status);
         e.error_message = error_text(o);
+    } else if ((o.action.kind == ActionKind::retry || o.action.kind == ActionKind::permanent) &&
+               e.error_message.empty()) {
+        /* a call that failed for the account (no answer, 5xx, bad request):
+         * kept as the account's error unless another call succeeds */
+        e.error_code = o.error ? std::optional<int>((int) o.error->code)
+                               : o.http_status ? std::optional<int>((int) o.http_status) : std::nullopt;
+        e.error_message = error_text(o);
     }
 }
 
@@ -192,8 +199,15 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
         sink(std::move(batch));
 
     std::vector<AccountEvent> out;
-    for (auto &[id, e] : events)
+    for (auto &[id, e] : events) {
+        /* a fetch whose calls all failed shows its error on the account;
+         * one with a success does not (its errors are per person) */
+        if (e.status == "active" && e.had_success) {
+            e.error_code.reset();
+            e.error_message.clear();
+        }
         out.push_back(std::move(e));
+    }
     return out;
 }
 

@@ -11,7 +11,10 @@
 #include "core/conversation_messages.h"
 #include "core/conversation_pager.h"
 #include "core/http.h"
+#include "core/json.h"
 #include "core/usage.h"
+#include "pg/graph_settings.h"
+#include "pg/json_build.h"
 #include "pg/inbox.h"
 #include "pg/privilege.h"
 #include "pg/refresh.h"
@@ -20,6 +23,7 @@
 
 extern "C" {
 #include "miscadmin.h"
+#include "utils/errcodes.h"
 }
 
 #include <algorithm>
@@ -103,20 +107,59 @@ void store_identities(const AccountCreds &a, const Identities &ids, SyncCounts &
         counts.identities.emplace(a.ig_account_id, id);
 }
 
-/* An account-level stop or pause learned from a failed call. */
-std::optional<AccountEvent> account_event(const AccountCreds &a, const Action &action,
-                                          const std::optional<GraphError> &error,
-                                          std::chrono::milliseconds pause_for, const std::string &detail)
+/* What a failed sync of one account records: a stop or pause learned from
+ * the call, or (a permanent, transport or exhausted failure) the error
+ * alone, with the account left active and no success counted. */
+AccountEvent account_event(const AccountCreds &a, const Action &action, const std::optional<GraphError> &error,
+                           std::chrono::milliseconds pause_for, const std::string &detail)
 {
-    if (!action.stops_account() && !action.pauses_account())
-        return std::nullopt;
-    AccountEvent e{a.ig_account_id, action.stops_account() ? std::string(action_name(action.kind)) : "paused",
-                   {}, {}, detail, {}, false, a.token_rotated_at};
+    std::string status = action.stops_account()    ? std::string(action_name(action.kind))
+                         : action.pauses_account() ? "paused"
+                                                   : "active";
+    AccountEvent e{a.ig_account_id, status, {}, {}, "sync: " + detail, {}, false, a.token_rotated_at};
     if (action.pauses_account())
         e.paused_until = (double) time(nullptr) + (double) pause_for.count() / 1000.0;
     if (error)
         e.error_code = (int) error->code;
     return e;
+}
+
+/* One account whose sync failed, for the run history and the error. */
+struct SyncFailure {
+    std::string ig_account_id, status, detail;
+    std::optional<int> code;
+};
+
+/* The SQLSTATE a failed sync is raised with: what the account needs. */
+int failure_sqlstate(const SyncFailure &f)
+{
+    if (f.status == "reauth_required")
+        return ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+    if (f.status == "permission_error")
+        return ERRCODE_INSUFFICIENT_PRIVILEGE;
+    if (f.status == "paused")
+        return ERRCODE_CONFIGURATION_LIMIT_EXCEEDED;
+    if (f.code)
+        return ERRCODE_EXTERNAL_ROUTINE_EXCEPTION; /* the Graph API refused the request */
+    return ERRCODE_CONNECTION_FAILURE;             /* no usable answer at all */
+}
+
+/* The run's errors array: {ig_account_id, status, code, message} per failure. */
+std::string failures_json(const std::vector<SyncFailure> &failures)
+{
+    JsonPtr arr(json_array());
+    for (const auto &f : failures) {
+        json_t *o = new_json_object();
+        json_object_set_new(o, "ig_account_id", json_stringn(f.ig_account_id.data(), f.ig_account_id.size()));
+        json_object_set_new(o, "status", json_stringn(f.status.data(), f.status.size()));
+        json_object_set_new(o, "code", f.code ? json_integer(*f.code) : json_null());
+        json_object_set_new(o, "message", json_stringn(f.detail.data(), f.detail.size()));
+        json_array_append_new(arr.get(), o);
+    }
+    char *text = json_dumps(arr.get(), JSON_COMPACT | JSON_ENSURE_ASCII);
+    std::string out = text ? text : "[]";
+    free(text);
+    return out;
 }
 
 /* One batch of messages on its way to store_messages, with the identities
@@ -175,14 +218,16 @@ void fetch_messages(HttpDriver &http, const GraphAccount &g, const AccountCreds 
     }
 }
 
-/* Syncs one account; returns its stop/pause, if one happened. */
+/* Syncs one account; returns what failed it, if something did. */
 std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a,
                                          const std::string &location_id, SyncCounts &counts)
 {
     const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
     ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
     GraphAccount g{a.ig_account_id, a.token, host, graph_base_url(override_url, host)};
-    ConversationPager pager(g, a.ig_account_id);
+    /* Facebook Login lists conversations under the Page (`me` with a Page
+     * token), never under the IG account id, which Meta refuses there */
+    ConversationPager pager(g, conversation_list_owner(host, a.ig_account_id));
 
     while (auto request = pager.next_request()) {
         std::vector<HttpRequest> one;
@@ -249,6 +294,9 @@ IGID_FUNCTION(ig_sync_inbox)
 {
     const std::string location_id = text_arg(fcinfo, 0, "location_id");
     SyncCounts counts;
+    std::vector<SyncFailure> failures;
+    size_t n_accounts = 0;
+    const double started = (double) time(nullptr);
 
     with_spi([&] {
         /* internal statements run as the extension owner: the caller needs
@@ -265,13 +313,50 @@ IGID_FUNCTION(ig_sync_inbox)
         std::vector<AccountEvent> events;
         for (const auto &a : accounts) {
             require_account_usable(a.ig_account_id);
-            if (auto e = sync_account(http, a, location_id, counts))
+            if (auto e = sync_account(http, a, location_id, counts)) {
+                failures.push_back({a.ig_account_id, e->status, e->error_message, e->error_code});
                 events.push_back(std::move(*e));
-            else
+            } else {
                 events.push_back({a.ig_account_id, "active", {}, {}, {}, {}, true, a.token_rotated_at});
+            }
         }
-        apply_account_events(events);
+        if (failures.empty() || graph_settings.sync_failure_level == (int) SyncFailureLevel::warning) {
+            apply_account_events(events);
+            spi_exec("SELECT ig_identity.record_run('sync', $1, pg_catalog.to_timestamp($2::pg_catalog.float8),"
+                     " $3::pg_catalog.int4, $4::pg_catalog.int4, $5::pg_catalog.int4, $6::pg_catalog.jsonb)",
+                     {text_param(location_id), text_param(std::to_string(started)),
+                      text_param(std::to_string(counts.conversations)),
+                      text_param(std::to_string(failures.size())), text_param(std::to_string(accounts.size())),
+                      text_param(failures_json(failures))});
+        }
+        n_accounts = accounts.size();
     });
+
+    /* a sync whose calls failed is not a success: say so, with the SQLSTATE
+     * of what the account needs */
+    if (!failures.empty()) {
+        const SyncFailure &f = failures.front();
+        std::string detail = "Instagram account \"" + f.ig_account_id + "\" (" + f.status + "): " + f.detail;
+        if (detail.empty() || detail.back() != '.')
+            detail += ".";
+        if (failures.size() > 1)
+            detail += " " + std::to_string(failures.size() - 1) + " more of the location's " +
+                      std::to_string(n_accounts) + " accounts failed too.";
+        const bool warn = graph_settings.sync_failure_level == (int) SyncFailureLevel::warning;
+        const std::string message = "ig_sync_inbox failed for " + std::to_string(failures.size()) + " of " +
+                                    std::to_string(n_accounts) + " accounts of location \"" + location_id + "\"";
+        const std::string hint =
+            warn ? "The failure is recorded in ig_identity_status (last_error) and ig_identity.refresh_runs."
+                 : "SET ig_identity.sync_failure = warning to record failures in ig_identity_status and the "
+                   "run history and return the counts instead of raising.";
+        if (!warn)
+            throw Error(failure_sqlstate(f), message, detail, hint);
+        const int code = failure_sqlstate(f);
+        pg_call([&] {
+            ereport(WARNING, (errcode(code), errmsg("%s", message.c_str()), errdetail("%s", detail.c_str()),
+                              errhint("%s", hint.c_str())));
+        });
+    }
 
     return composite_result(fcinfo, {OutValue::of(counts.conversations), OutValue::of(counts.messages),
                                      OutValue::of((long long) counts.identities.size()), OutValue::of(counts.calls)});

@@ -26,7 +26,11 @@ CREATE TABLE ig_identity.accounts (
     -- ladder's step, 60 -> 300 -> 900 s, carried from one fetch to the next
     consecutive_throttles int NOT NULL DEFAULT 0,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    updated_at      timestamptz NOT NULL DEFAULT now()
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- Facebook Login: the Page whose token the account uses (what /me
+    -- answered at connect time); NULL for Instagram Login or when connected
+    -- without the check
+    page_id         text CHECK (page_id ~ '^[0-9]{1,32}$')
 );
 CREATE INDEX accounts_location_id_idx ON ig_identity.accounts (location_id);
 

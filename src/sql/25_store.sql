@@ -219,6 +219,21 @@ $fn$;
  * ------------------------------------------------------------------------ */
 
 /*
+ * The /me check of ig_connect_account (C, one Graph call): raises a clear
+ * error when the token is dead, of the other login flavour, or belongs to
+ * another account than ig_account_id; returns the Page id for Facebook
+ * Login, NULL for Instagram Login or when ig_identity.verify_on_connect is
+ * off. Private: only ig_connect_account (as the extension's owner) calls it.
+ */
+CREATE FUNCTION ig_identity.check_account_token(p_api_host text, p_access_token text,
+                                                p_ig_account_id text)
+RETURNS text
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_check_account_token';
+REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text) FROM PUBLIC;
+
+/*
  * Registers an account or rotates its credentials. Everything is validated
  * before any row is written, and no message repeats an argument, so the
  * token cannot come back in an error (a failed INSERT would echo its row; a
@@ -240,6 +255,7 @@ AS $fn$
 #variable_conflict use_column
 DECLARE
     v_result ig_identity.connected_account;
+    v_page_id text;
 BEGIN
     IF ig_connect_account.location_id IS NULL OR ig_connect_account.location_id = '' THEN
         RAISE EXCEPTION USING
@@ -298,6 +314,12 @@ BEGIN
             HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
     END IF;
 
+    -- One /me call: the token is alive, of this host's login flavour, and
+    -- speaks for this account (Facebook Login: the Page linked to it).
+    v_page_id := ig_identity.check_account_token(ig_connect_account.api_host,
+                                                 ig_connect_account.access_token,
+                                                 ig_connect_account.ig_account_id);
+
     -- Rows held back while the account was stopped or paused are due again
     -- with the new token (otherwise they would wait out the old pause, up
     -- to 15 minutes). Queue rows before the account row: the lock order of
@@ -310,13 +332,14 @@ BEGIN
 
     -- Connecting again is how credentials are rotated: it also clears the
     -- state that stopped the account (reauth_required, a pause, last error).
-    INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host)
+    INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host, page_id)
     VALUES (ig_connect_account.ig_account_id, ig_connect_account.location_id,
-            ig_connect_account.self_igsid, ig_connect_account.api_host)
+            ig_connect_account.self_igsid, ig_connect_account.api_host, v_page_id)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET location_id = EXCLUDED.location_id,
            self_igsid = EXCLUDED.self_igsid,
            api_host = EXCLUDED.api_host,
+           page_id = EXCLUDED.page_id,
            status = 'active',
            paused_until = NULL,
            consecutive_throttles = 0,

@@ -59,7 +59,16 @@ DEFAULT_CONFIG = {
                                     # messages field (the client must fetch them itself)
 }
 
-ENDPOINTS = ("profile", "me", "conversations", "conversation", "batch", "batch_items")
+ENDPOINTS = ("profile", "me", "conversations", "conversation", "batch", "batch_items",
+             "refresh")
+
+# The two login flavours, decided by the account's host (GRAPH_API hosts table).
+FB_LOGIN = "facebook_login"    # graph.facebook.com, Page access token
+IG_LOGIN = "instagram_login"   # graph.instagram.com, Instagram user token
+LOGIN_OF_HOST = {FB_HOST: FB_LOGIN, IG_HOST: IG_LOGIN}
+LONG_LIVED_S = 60 * 86400      # an Instagram Login long-lived token lasts 60 days
+SHORT_LIVED_S = 3600           # a short-lived one, an hour
+REFRESH_MIN_AGE_S = 86400      # refreshable once at least 24 h old
 
 PROFILE_FIELDS = ("id", "name", "username", "profile_pic", "follower_count",
                   "is_user_follow_business", "is_business_follow_user", "is_verified_user")
@@ -337,7 +346,53 @@ def norm_account(a):
     if acct["api_host"] not in API_HOSTS:
         raise ValueError("api_host must be graph.facebook.com or graph.instagram.com")
     acct.setdefault("username", "account." + acct["ig_account_id"][-4:])
+    # One login flavour per account, consistent with its host.
+    acct.setdefault("login", LOGIN_OF_HOST[acct["api_host"]])
+    if acct["login"] != LOGIN_OF_HOST[acct["api_host"]]:
+        raise ValueError("login %s does not go with api_host %s" % (acct["login"],
+                                                                    acct["api_host"]))
+    if acct["login"] == FB_LOGIN and not acct["page_id"]:
+        # a Page token always speaks for a Page: make one up, distinct from the ids
+        acct["page_id"] = "10" + acct["ig_account_id"][-14:].rjust(14, "0")
+        if acct["page_id"] in (acct["ig_account_id"], acct["self_igsid"]):
+            acct["page_id"] = "11" + acct["page_id"][2:]
+    if acct["login"] == IG_LOGIN:
+        # /me's `id` on graph.instagram.com is app-scoped: never the account id
+        acct.setdefault("app_scoped_id", "26" + acct["ig_account_id"][-14:].rjust(14, "0"))
+        acct["app_scoped_id"] = str(acct["app_scoped_id"])
+        if acct["app_scoped_id"] in (acct["ig_account_id"], acct["self_igsid"]):
+            raise ValueError("app_scoped_id must differ from the account ids")
+        acct.setdefault("token_kind", "long_lived")
+        if acct["token_kind"] not in ("long_lived", "short_lived"):
+            raise ValueError("token_kind must be long_lived or short_lived")
+        # when the token was issued (epoch seconds); default: 10 days ago
+        acct.setdefault("token_issued_at", time.time() - 10 * 86400)
+        acct["token_issued_at"] = float(acct["token_issued_at"])
+    # older tokens of the account that are still valid (a refresh does not
+    # revoke the token it replaces)
+    acct["old_tokens"] = [dict(t) for t in acct.get("old_tokens", ())]
+    # "Require App Secret": every call needs appsecret_proof when set
+    acct.setdefault("app_secret", None)
     return acct
+
+
+# When an Instagram Login token stops working (epoch seconds); None: never.
+def token_expires_at(acct, token):
+    if acct.get("login") != IG_LOGIN:
+        return None
+    if token == acct["token"]:
+        kind, issued = acct["token_kind"], acct["token_issued_at"]
+    else:
+        old = next((t for t in acct["old_tokens"] if t["token"] == token), None)
+        if old is None:
+            return None
+        kind, issued = old["token_kind"], old["token_issued_at"]
+    return issued + (LONG_LIVED_S if kind == "long_lived" else SHORT_LIVED_S)
+
+
+# hex HMAC-SHA256 of the token keyed with the app secret, as Meta computes it.
+def appsecret_proof(secret, token):
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
 # Validates and completes a user record; absent keys stay absent on purpose.
@@ -401,6 +456,9 @@ class Data:
         self.users = {u["id"]: u for u in users}
         self.convs = {c["id"]: c for c in conversations}
         self.by_token = {a["token"]: a for a in self.accounts.values()}
+        for a in self.accounts.values():
+            for t in a.get("old_tokens", ()):
+                self.by_token.setdefault(t["token"], a)
         self.by_page = {a["page_id"]: a for a in self.accounts.values() if a["page_id"]}
         self.by_self = {}
         for a in self.accounts.values():
@@ -894,6 +952,8 @@ class MockGraph:
             return Route("unknown", error=GraphError(100, "Unsupported get request.",
                                                      type_="GraphMethodException"))
         node = segs[0]
+        if segs == ["refresh_access_token"]:
+            return Route("refresh")
         if len(segs) == 1:
             if node == "me":
                 return Route("me", node)
@@ -930,7 +990,82 @@ class MockGraph:
         if acct is None:
             return None, GraphError(190, "Invalid OAuth access token - Cannot parse access "
                                     "token")
+        expires = token_expires_at(acct, token.strip())
+        if expires is not None and expires <= time.time():
+            return None, GraphError(190, "Error validating access token: Session has "
+                                    "expired", subcode=463)
+        err = self.check_proof(acct, token.strip(), params.get("appsecret_proof"))
+        if err is not None:
+            return None, err
         return acct, None
+
+    # An app with "Require App Secret" refuses calls without the right proof
+    # (code 100, GraphMethodException, as Meta answers).
+    @staticmethod
+    def check_proof(acct, token, proof):
+        if not acct.get("app_secret"):
+            return None
+        if not proof:
+            return GraphError(100, "API calls from the server require an appsecret_proof "
+                              "argument", type_="GraphMethodException")
+        if not hmac.compare_digest(proof.lower(), appsecret_proof(acct["app_secret"], token)):
+            return GraphError(100, "Invalid appsecret_proof provided in the API argument",
+                              type_="GraphMethodException")
+        return None
+
+    # GET /refresh_access_token?grant_type=ig_refresh_token&access_token=...:
+    # the one request documented with the token in the query string. Only a
+    # long-lived Instagram Login token, at least 24 h old and not expired,
+    # is refreshed; the answer is a new 60-day token.
+    def refresh(self, headers, params, version):
+        def refuse(err):
+            self.stats.count_unauthorized()
+            return self.encode(Call(err.http_status, err.body(), Plan(), None), version), None
+        host = (headers.get("Host") or "").split(":")[0].lower()
+        if host == FB_HOST:
+            return refuse(GraphError(100, "Unsupported get request.",
+                                     type_="GraphMethodException"))
+        if params.get("grant_type") != "ig_refresh_token":
+            return refuse(GraphError(100, "Invalid grant_type; expected ig_refresh_token",
+                                     type_="OAuthException"))
+        token = params.get("access_token") or ""
+        with self.data_lock:
+            data = self.data
+            acct = data.by_token.get(token)
+            if acct is None or acct.get("login") != IG_LOGIN:
+                return refuse(GraphError(190, "Invalid OAuth access token - Cannot parse "
+                                         "access token"))
+            expires = token_expires_at(acct, token)
+            if expires is not None and expires <= time.time():
+                return refuse(GraphError(190, "Error validating access token: Session has "
+                                         "expired", subcode=463))
+            kind = acct["token_kind"] if token == acct["token"] else next(
+                t["token_kind"] for t in acct["old_tokens"] if t["token"] == token)
+            issued = acct["token_issued_at"] if token == acct["token"] else next(
+                t["token_issued_at"] for t in acct["old_tokens"] if t["token"] == token)
+            if kind != "long_lived":
+                return refuse(GraphError(100, "A short-lived token cannot be refreshed; "
+                                         "exchange it for a long-lived token first",
+                                         type_="OAuthException"))
+            if time.time() - issued < REFRESH_MIN_AGE_S:
+                return refuse(GraphError(100, "The access token is less than 24 hours old "
+                                         "and cannot be refreshed yet",
+                                         type_="OAuthException"))
+            err = self.check_proof(acct, token, params.get("appsecret_proof"))
+            if err is not None:
+                return refuse(err)
+            new_token = "mock-refreshed-%s-%s" % (acct["ig_account_id"][-4:],
+                                                  base64.urlsafe_b64encode(os.urandom(12))
+                                                  .decode().rstrip("="))
+            updated = dict(acct)
+            updated["old_tokens"] = acct["old_tokens"] + [
+                {"token": acct["token"], "token_kind": acct["token_kind"],
+                 "token_issued_at": acct["token_issued_at"]}]
+            updated.update(token=new_token, token_kind="long_lived",
+                           token_issued_at=time.time())
+            self.data = data.merged(accounts=[updated])
+        obj = {"access_token": new_token, "token_type": "bearer", "expires_in": LONG_LIVED_S}
+        return self.encode(Call(200, obj, Plan(), acct["ig_account_id"]), version), acct
 
     # Entry point for every non-admin request; returns what to send.
     def graph(self, method, raw_path, headers, body, base_url):
@@ -964,9 +1099,15 @@ class MockGraph:
     # Authenticates and answers one routed request.
     def answer(self, data, method, route, params, params_list, headers, body, link_base,
                version):
+        if route.endpoint == "refresh":
+            out, acct = self.refresh(headers, params, version)
+            out.account = acct["ig_account_id"] if acct else None
+            return out
         form = {}
         if route.endpoint == "batch":
             form = self.parse_form(headers, body)
+            if "appsecret_proof" in form and "appsecret_proof" not in params:
+                params = dict(params, appsecret_proof=form["appsecret_proof"])
         acct, err = self.authenticate(data, headers, params,
                                       form_token=any("token" in k.lower() for k in form))
         if err is not None:
@@ -1043,7 +1184,11 @@ class MockGraph:
         if ep == "me":
             if node not in ("me", acct["ig_account_id"], acct["self_igsid"]):
                 raise no_such_object(node)
-            return self.render_me(acct, fields)
+            if node == "me" and acct["login"] == FB_LOGIN:
+                # with a Page token, `me` is the Page
+                ep, node = "page", acct["page_id"]
+            else:
+                return self.render_me(acct, fields, node == "me")
         if ep == "page":
             if node != acct["page_id"]:
                 raise no_such_object(node)
@@ -1107,11 +1252,15 @@ class MockGraph:
                    enc(h[12:28]), n, enc(hashlib.sha256(h).digest()),
                    int(time.time()) + 4 * 86400))
 
-    # /me and /{own id}: the business account itself.
-    def render_me(self, acct, fields):
+    # /{own id} (both flavours) and /me (Instagram Login): the business
+    # account itself. Instagram Login's /me gives an app-scoped `id`; the
+    # professional account id is `user_id`.
+    def render_me(self, acct, fields, is_me=False):
         fields = fields or {"id": None}
         check_fields(fields, ME_FIELDS, "IGUser" if acct["api_host"] == IG_HOST else "User")
-        values = {"id": acct["ig_account_id"], "user_id": acct["ig_account_id"],
+        own_id = acct["app_scoped_id"] if is_me and acct["login"] == IG_LOGIN \
+            else acct["ig_account_id"]
+        values = {"id": own_id, "user_id": acct["ig_account_id"],
                   "username": acct["username"], "name": acct.get("name"),
                   "account_type": acct.get("account_type", "BUSINESS"),
                   "followers_count": acct.get("followers_count", 1000),
@@ -1122,7 +1271,7 @@ class MockGraph:
                 out[f] = self.profile_pic(acct["ig_account_id"])
             elif values.get(f) is not None:
                 out[f] = values[f]
-        out["id"] = acct["ig_account_id"]
+        out["id"] = own_id
         return out
 
     # The {username,id} object Meta gives for a participant, from, or to.
@@ -1195,7 +1344,13 @@ class MockGraph:
     # The conversations edge of the account's page or IG account, newest first.
     def render_conversations(self, data, acct, node, fields, params, params_list,
                              link_base):
-        if node not in ("me", acct["ig_account_id"], acct["self_igsid"], acct["page_id"]):
+        if acct["login"] == FB_LOGIN and node in (acct["ig_account_id"], acct["self_igsid"]):
+            # a Page token lists conversations under the Page, not the IG user
+            raise GraphError(100, "(#100) Tried accessing nonexisting field (conversations) "
+                             "on node type (IGUser)", type_="OAuthException")
+        owners = ("me", acct["page_id"]) if acct["login"] == FB_LOGIN \
+            else ("me", acct["ig_account_id"], acct["self_igsid"])
+        if node not in owners:
             raise no_such_object(node)
         platform = params.get("platform")
         if platform not in (None, "instagram", "messenger"):

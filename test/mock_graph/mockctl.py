@@ -36,6 +36,8 @@ def main(argv):
     cmd = argv[1] if len(argv) > 1 else ""
     if cmd == "reset":
         call("POST", "reset", "{}")
+    elif cmd == "data":
+        call("POST", "data", argv[2])
     elif cmd in ("fault", "config"):
         call("POST", cmd + "s" if cmd == "fault" else cmd, argv[2])
     elif cmd == "count":

@@ -190,13 +190,23 @@ class ShapeTests(MockCase):
         self.assertEqual((status, error_of(obj)[0]), (400, 100))
 
     def test_me(self):
-        self.assertEqual(self.mock.get("me?fields=id,username"),
+        # Facebook Login: `me` is the Page the token belongs to.
+        self.assertEqual(self.mock.get("me?fields=id,name,instagram_business_account"),
+                         (200, {"id": PAGE_A, "name": "Acme Store",
+                                "instagram_business_account": {"id": ACCT_A}}))
+        status, obj = self.mock.get("me?fields=id,username")
+        self.assertEqual((status, error_of(obj)[0]), (400, 100))
+        # the IG user node itself still answers with its own id
+        self.assertEqual(self.mock.get(ACCT_A + "?fields=id,username"),
                          (200, {"id": ACCT_A, "username": "acme.store"}))
-        status, obj = self.mock.get("me?fields=id,username", token=TOKEN_B)
-        self.assertEqual((status, obj["id"]), (200, ACCT_B))
+        # Instagram Login: user_id is the account; id is app-scoped.
+        status, obj = self.mock.get("me?fields=user_id,username", token=TOKEN_B)
+        self.assertEqual((status, obj["user_id"], obj["username"]),
+                         (200, ACCT_B, "acme.outlet"))
+        self.assertNotIn(obj["id"], (ACCT_B, ACCT_A))
 
     def test_conversations_default_data(self):
-        for node in (PAGE_A, ACCT_A, "me"):
+        for node in (PAGE_A, "me"):
             status, obj = self.mock.get("%s/conversations?%s&limit=25" % (node, CONV_Q))
             self.assertEqual(status, 200)
             self.assertEqual(len(obj["data"]), 3)
@@ -254,6 +264,103 @@ class ShapeTests(MockCase):
         entry = buc[ACCT_A][0]
         self.assertEqual(entry["type"], "instagram")
         self.assertEqual(entry["estimated_time_to_regain_access"], 0)
+
+class StrictTests(MockCase):
+    """Where Meta is strict the mock is strict: login flavours, the owner of
+    a conversation list, appsecret_proof, token expiry and refresh."""
+
+    def add_ig_account(self, **kw):
+        acct = {"ig_account_id": "17841400000000077", "token": "mock-token-S-%d" % len(kw),
+                "api_host": "graph.instagram.com", "username": "strict.shop"}
+        acct.update(kw)
+        status, obj = self.mock.admin("POST", "data", {"accounts": [acct]})
+        self.assertEqual(status, 200, obj)
+        return acct
+
+    def test_facebook_login_refuses_the_ig_account_as_owner(self):
+        status, obj = self.mock.get("%s/conversations?%s" % (ACCT_A, CONV_Q))
+        self.assertEqual((status, error_of(obj)), (400, (100, None)))
+        self.assertIn("IGUser", obj["error"]["message"])
+        # the Page's own listing is there, under its id or `me`
+        for node in (PAGE_A, "me"):
+            status, obj = self.mock.get("%s/conversations?%s" % (node, CONV_Q))
+            self.assertEqual((status, len(obj["data"])), (200, 3))
+
+    def test_instagram_login_lists_under_the_account(self):
+        for node in (ACCT_B, "me"):
+            status, obj = self.mock.get("%s/conversations?%s" % (node, CONV_Q), token=TOKEN_B)
+            self.assertEqual((status, len(obj["data"])), (200, 1))
+        status, obj = self.mock.get("%s/conversations?%s" % ("1000000000000002", CONV_Q),
+                                    token=TOKEN_B)
+        self.assertEqual((status, error_of(obj)), (400, (100, 33)))
+
+    def test_login_flavour_must_match_host(self):
+        status, obj = self.mock.admin("POST", "data", {"accounts": [
+            {"ig_account_id": "5", "token": "mock-token-flavour-5", "api_host": "graph.instagram.com",
+             "login": "facebook_login"}]})
+        self.assertEqual(status, 400, obj)
+
+    def test_appsecret_proof(self):
+        import hashlib
+        import hmac
+        acct = self.add_ig_account(app_secret="s3cr3t-app")
+        tok = acct["token"]
+        status, obj = self.mock.get("me?fields=user_id", token=tok)
+        self.assertEqual((status, error_of(obj)[0]), (400, 100))
+        self.assertIn("require an appsecret_proof", obj["error"]["message"])
+        status, obj = self.mock.get("me?fields=user_id&appsecret_proof=" + "0" * 64, token=tok)
+        self.assertIn("Invalid appsecret_proof", obj["error"]["message"])
+        # a proof made with another token is wrong too
+        other = hmac.new(b"s3cr3t-app", TOKEN_B.encode(), hashlib.sha256).hexdigest()
+        status, obj = self.mock.get("me?fields=user_id&appsecret_proof=" + other, token=tok)
+        self.assertEqual(status, 400)
+        proof = hmac.new(b"s3cr3t-app", tok.encode(), hashlib.sha256).hexdigest()
+        status, obj = self.mock.get("me?fields=user_id&appsecret_proof=" + proof, token=tok)
+        self.assertEqual((status, obj["user_id"]), (200, acct["ig_account_id"]))
+        # accounts without a secret take calls without a proof
+        self.assertEqual(self.mock.get("me?fields=user_id", token=TOKEN_B)[0], 200)
+
+    def refresh(self, token, grant="ig_refresh_token", host="graph.instagram.com"):
+        status, _, body = self.mock.request(
+            "GET", "/refresh_access_token?grant_type=%s&access_token=%s" % (grant, token),
+            headers={"Host": host})
+        return status, json.loads(body)
+
+    def test_refresh_access_token(self):
+        acct = self.add_ig_account(token_issued_at=time.time() - 30 * 86400)
+        status, obj = self.refresh(acct["token"])
+        self.assertEqual(status, 200, obj)
+        self.assertEqual(obj["token_type"], "bearer")
+        self.assertEqual(obj["expires_in"], 60 * 86400)
+        new = obj["access_token"]
+        self.assertNotEqual(new, acct["token"])
+        self.assertEqual(self.mock.get("me?fields=user_id", token=new)[1]["user_id"],
+                         acct["ig_account_id"])
+        # the new token is fresh: refreshing it again at once is refused
+        status, obj = self.refresh(new)
+        self.assertEqual((status, error_of(obj)[0]), (400, 100))
+        # the new token never shows in the request log
+        self.assertNotIn(new, json.dumps(self.mock.stats()))
+        self.assertNotIn(acct["token"], json.dumps(self.mock.stats()))
+
+    def test_refresh_refusals(self):
+        young = self.add_ig_account(token="mock-young", token_issued_at=time.time() - 3600)
+        self.assertEqual(error_of(self.refresh(young["token"])[1])[0], 100)
+        short = self.add_ig_account(ig_account_id="17841400000000078", token="mock-short",
+                                    token_kind="short_lived",
+                                    token_issued_at=time.time() - 1800)
+        self.assertEqual(error_of(self.refresh(short["token"])[1])[0], 100)
+        old = self.add_ig_account(ig_account_id="17841400000000079", token="mock-expired",
+                                  token_issued_at=time.time() - 61 * 86400)
+        self.assertEqual(error_of(self.refresh(old["token"])[1]), (190, 463))
+        # an expired token answers 190/463 on every call
+        status, obj = self.mock.get("me?fields=user_id", token=old["token"])
+        self.assertEqual((status, error_of(obj)), (400, (190, 463)))
+        # a Page token is never refreshed; nor is anything on graph.facebook.com
+        self.assertEqual(error_of(self.refresh(TOKEN_A)[1])[0], 190)
+        self.assertEqual(error_of(self.refresh(TOKEN_B, host="graph.facebook.com")[1])[0], 100)
+        self.assertEqual(error_of(self.refresh(TOKEN_B, grant="fb_exchange_token")[1])[0], 100)
+
 
 class AdminDataTests(MockCase):
     """POST /_admin/data adds or replaces records (data survives reset)."""

@@ -248,10 +248,12 @@ ok(wait_until(sub {
 is(elsewhere_requests(), 0, 'elsewhere received no request: no redirect was followed');
 mock_admin($mock, 'DELETE', '/_admin/faults');
 
-# A real first page of account A's conversations, with every `next` pointing elsewhere.
+# A real first page of account A's conversations (under its Page, `me`: a
+# Page token's list is never under the IG account id), with every `next`
+# pointing elsewhere.
 my $fields = 'id,updated_time,participants,messages.limit(20)%7Bid,created_time,from,to,message%7D';
 my $res = HTTP::Tiny->new(timeout => 10)->get(
-	"$MOCK_URL/$A/conversations?platform=instagram&fields=$fields&limit=25",
+	"$MOCK_URL/me/conversations?platform=instagram&fields=$fields&limit=25",
 	{ headers => { Authorization => "Bearer $TOKEN_A" } });
 ok($res->{success}, 'a first page from the mock') or diag($res->{content});
 my $page = decode_json($res->{content});

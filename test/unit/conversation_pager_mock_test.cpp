@@ -63,7 +63,7 @@ protected:
 TEST_F(PagerMock, PagesAcrossManyPages) {
     HttpDriver driver;
     for (const GraphAccount &acct : {a, b}) {
-        ConversationPager pager(acct, acct.account_id, quick_pager());
+        ConversationPager pager(acct, conversation_list_owner(acct.host, acct.account_id), quick_pager());
         PagerRun run = run_pager(pager, driver);
         EXPECT_TRUE(pager.finished());
         EXPECT_FALSE(pager.failed());
@@ -102,12 +102,12 @@ TEST_F(PagerMock, ShortOrEmptyPageWithNextIsNotTheLast) {
     HttpDriver driver;
     // A first walk, for a real cursor: the one after the first 25 items.
     std::string cursor;
-    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, kAccountA, cursor));
+    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, conversation_list_owner(a.host, kAccountA), cursor));
     // The first answer of a new walk is an empty page that still says `next`.
     mock.fault(R"({"match":{"endpoint":"conversations"},"count":1,"fault":{"type":"http_status","status":200,)"
                R"("body":{"data":[],"paging":{"cursors":{"before":")" + cursor + R"(","after":")" + cursor +
                R"("},"next":"http://127.0.0.1/v21.0/x/conversations?after=)" + cursor + R"("}}}})");
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     PagerRun run = run_pager(pager, driver);
     ASSERT_FALSE(run.events.empty());
     EXPECT_EQ(run.events[0].kind, PagerEvent::Kind::page);
@@ -121,7 +121,7 @@ TEST_F(PagerMock, ShortOrEmptyPageWithNextIsNotTheLast) {
 TEST_F(PagerMock, TransientPageFailureIsRetried) {
     mock.fault(R"({"match":{"endpoint":"conversations"},"count":2,"fault":{"type":"http_status","status":502}})");
     HttpDriver driver;
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     PagerRun run = run_pager(pager, driver);
     EXPECT_TRUE(pager.finished());
     EXPECT_EQ(run.conversations.size(), 60u);
@@ -133,7 +133,7 @@ TEST_F(PagerMock, TransientPageFailureIsRetried) {
 TEST_F(PagerMock, ExpiredTokenStopsPaging) {
     mock.fault(R"({"match":{"endpoint":"conversations"},"fault":{"type":"graph_error","code":190,"subcode":463}})");
     HttpDriver driver;
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     PagerRun run = run_pager(pager, driver);
     ASSERT_EQ(run.events.size(), 1u);
     EXPECT_EQ(run.events[0].kind, PagerEvent::Kind::failed);
@@ -146,7 +146,7 @@ TEST_F(PagerMock, ExpiredTokenStopsPaging) {
 TEST_F(PagerMock, ThrottleStopsPagingWithAPause) {
     mock.fault(R"({"match":{"endpoint":"conversations"},"fault":{"type":"http_status","status":429}})");
     HttpDriver driver;
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     PagerRun run = run_pager(pager, driver);
     ASSERT_EQ(run.events.size(), 1u);
     EXPECT_EQ(run.events[0].action.kind, ActionKind::throttled);
@@ -155,7 +155,7 @@ TEST_F(PagerMock, ThrottleStopsPagingWithAPause) {
 
 TEST_F(DefaultDataMock, ConversationMessages) {
     HttpDriver driver;
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     PagerRun run = run_pager(pager, driver);
     ASSERT_EQ(run.conversations.size(), 3u);
     const Conversation &c = run.conversations[0];

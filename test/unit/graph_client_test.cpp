@@ -62,7 +62,7 @@ TEST(GraphClient, ProfileRequest) {
 
 TEST(GraphClient, MeRequest) {
     HttpRequest r = me_request(account(ApiHost::instagram));
-    EXPECT_EQ(r.url, "https://graph.instagram.com/v21.0/me?fields=id,username");
+    EXPECT_EQ(r.url, "https://graph.instagram.com/v21.0/me?fields=user_id,username");
     expect_token_only_in_header(r);
 }
 

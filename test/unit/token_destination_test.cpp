@@ -231,14 +231,14 @@ TEST_F(TokenDestinationMock, PagingNextElsewhereIsNotFollowed) {
     HttpDriver driver;
     // A real cursor: the one after the first 25 of account A's 30 conversations.
     std::string cursor;
-    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, kAccountA, cursor));
+    ASSERT_NO_FATAL_FAILURE(first_cursor(driver, a, conversation_list_owner(a.host, kAccountA), cursor));
     mock.reset();
     // The next answer says: go on at the listener.
     mock.fault(R"({"match":{"endpoint":"conversations"},"count":1,"fault":{"type":"http_status","status":200,)"
                R"("body":{"data":[],"paging":{"cursors":{"before":")" + cursor + R"(","after":")" + cursor +
                R"("},"next":")" + elsewhere.base_url() + "/" + kAccountA + "/conversations?after=" + cursor +
                R"("}}}})");
-    ConversationPager pager(a, kAccountA, quick_pager());
+    ConversationPager pager(a, conversation_list_owner(a.host, kAccountA), quick_pager());
     std::size_t conversations = 0;
     for (int guard = 0; guard < 20; ++guard) {
         auto req = pager.next_request();

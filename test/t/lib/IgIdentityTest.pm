@@ -101,6 +101,9 @@ sub new_worker_node
 	  . "ig_identity.refresh_interval = '1s'\n"
 	  . "ig_identity.requests_per_second = 0\n"
 	  . "ig_identity.http_timeout = '10s'\n"
+	  # made-up tokens are connected on purpose; a test wanting the /me
+	  # check at connect time sets it on itself
+	  . "ig_identity.verify_on_connect = off\n"
 	  . "log_line_prefix = '%m [%p] %b '\n";
 	$conf .= "ig_identity.graph_api_url = 'http://127.0.0.1:$opt{mock}{port}/v21.0'\n"
 	  if $opt{mock};
