@@ -16,6 +16,24 @@ OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 PG_CONFIG ?= pg_config
 
+# The standard test entry points (see "Tests" in the README):
+#   make installcheck            pg_regress, then the isolation specs, then TAP
+#   make installcheck-regress    pg_regress only (sql/, expected/)
+#   make installcheck-isolation  pg_isolation_regress only (test/isolation/)
+#   make prove_installcheck      the TAP suite only (test/t/, PROVE_TESTS=... for some)
+# Each runs against the installation PG_CONFIG names, in a private temporary
+# instance that preloads the library (--temp-instance, as pg_cron does), with
+# the local Graph API mock started and stopped around it by test/with_mock.
+# Run them as a user that may run initdb (not root).
+REGRESS      = $(shell sed -n 's/^test: *//p' $(CURDIR)/test/regress_schedule)
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress --dbname=contrib_regression
+ISOLATION    = $(shell sed -n 's/^test: *//p' $(CURDIR)/test/isolation/schedule)
+ISOLATION_OPTS = --temp-instance=$(CURDIR)/tmp_check_iso --inputdir=$(CURDIR)/test/isolation \
+                 --outputdir=$(CURDIR)/output_iso --dbname=contrib_regression
+TAP_TESTS    = 1
+PROVE_TESTS ?= test/t/*.pl
+EXTRA_CLEAN  = tmp_check tmp_check_regress tmp_check_iso output_iso tmp_mock results regression.diffs regression.out log
+
 # No LLVM bitcode for JIT inlining: our code is not worth inlining into
 # expressions, and C++ bitcode would need a matching clang++.
 override with_llvm = no
@@ -23,10 +41,37 @@ override with_llvm = no
 PG_CPPFLAGS = -Isrc
 PG_CXXFLAGS = -std=c++17 -fPIC -MMD -MP -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register $(IGID_EXTRA_CXXFLAGS)
+# The test command builds with IGID_WERROR=1: no warning lands. A user's build
+# on a newer compiler is not stopped by a new warning.
+ifdef IGID_WERROR
+PG_CXXFLAGS += -Werror
+endif
 SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson) -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every test runner goes through test/with_mock, which starts the mock on a
+# free loopback port, writes the temporary instance's configuration
+# (test/pg_test.conf.in, pointed at that port), and stops the mock after.
+# These are PGXS's own definitions with the wrapper in front.
+pg_regress_installcheck = $(CURDIR)/test/with_mock \
+    $(top_builddir)/src/test/regress/pg_regress --inputdir=$(srcdir) \
+    --bindir='$(bindir)' $(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS)
+pg_isolation_regress_installcheck = $(CURDIR)/test/with_mock \
+    $(top_builddir)/src/test/isolation/pg_isolation_regress \
+    --bindir='$(bindir)' $(pg_regress_locale_flags) $(EXTRA_REGRESS_OPTS)
+# The TAP tests start their own mocks and clusters; they find the mock, the
+# fixtures and test/t/lib from IGID_SRC.
+export IGID_SRC ?= $(CURDIR)
+
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+prove_installcheck:
+	$(prove_installcheck)
+.PHONY: installcheck-regress installcheck-isolation prove_installcheck
 
 # The newest install script is assembled from src/sql/, one concern per file,
 # in file-name order (the restore-detection block in 90_ must stay last).

@@ -94,21 +94,10 @@ stop_mock() {
     MOCK_PID=
 }
 
-# write_pg_conf FILE DATABASE: settings every throwaway cluster uses.
+# write_pg_conf FILE DATABASE: settings every throwaway cluster uses
+# (test/pg_test.conf.in, shared with make installcheck).
 write_pg_conf() {
-    cat >"$1" <<CONF
-shared_preload_libraries = 'ig_identity'
-ig_identity.database = '$2'
-ig_identity.graph_api_url = 'http://127.0.0.1:${MOCK_PORT}/v21.0'
-ig_identity.requests_per_second = 0
-ig_identity.refresh_interval = 5
-# most tests connect made-up tokens on purpose; sql/login_flavours.sql
-# switches the connect-time /me check back on
-ig_identity.verify_on_connect = off
-listen_addresses = ''
-fsync = off
-log_line_prefix = '%m [%p] %b '
-CONF
+    sed -e "s/@MOCK_PORT@/${MOCK_PORT}/" -e "s/@DATABASE@/$2/" "$IGID_ROOT/test/pg_test.conf.in" >"$1"
 }
 
 # start_cluster DIR PORT DATABASE: initdb + start, as postgres, socket in DIR.

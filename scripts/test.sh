@@ -25,6 +25,8 @@ SUITES=("$@")
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 
 ensure_deps
+# No warning lands: the test command builds with -Werror (CMake always does).
+export IGID_WERROR=1
 build_extension
 
 WORK=$(make_workdir)
@@ -36,7 +38,7 @@ trap 'stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 # give the suites that run as postgres their own readable copy.
 SRC=$WORK/src
 mkdir -p "$SRC"
-cp -a "$IGID_ROOT"/{sql,expected,test} "$SRC"/ 2>/dev/null
+cp -a "$IGID_ROOT"/{Makefile,ig_identity.control,sql,expected,test,src} "$SRC"/ 2>/dev/null
 chown -R "$PG_USER" "$WORK"
 
 TOTAL_PASSED=0
@@ -121,25 +123,20 @@ suite_fuzz() {
     tail -n 1 "$logf"
 }
 
-# pg_regress/pg_isolation_regress against a private temp instance that
-# preloads the library and points it at a fresh mock.
-# run_pg_regress SUITE RUNNER SCHEDULE [INPUTDIR]: INPUTDIR (default $SRC)
-# holds sql/ or specs/, and expected/.
-run_pg_regress() {
-    local suite=$1 runner=$2 schedule=$3 inputdir=${4:-$SRC} logf=$LOGS/$1.log
-    local out=$WORK/$suite
-    mkdir -p "$out/mock"
-    start_mock "$out/mock"
-    write_pg_conf "$out/pg_test.conf" contrib_regression
-    echo "ig_identity.enabled = off" >>"$out/pg_test.conf"
-    chown -R "$PG_USER" "$out"
-    (cd "$inputdir" && as_pg env IGID_MOCK_PORT="$MOCK_PORT" IGID_SRC="$SRC" \
-        "$runner" --temp-instance="$out/tmp_check" --temp-config="$out/pg_test.conf" \
-        --inputdir=. --outputdir="$out" --bindir="$PGBIN" --dbname=contrib_regression \
-        --port="$(free_port)" --schedule="$schedule") >"$logf" 2>&1
-    local rc=$?
-    stop_mock
-    [ -f "$out/regression.diffs" ] && cat "$out/regression.diffs" >>"$logf"
+# make_target TARGET [make args...]: runs one of the Makefile's standard
+# test targets (make installcheck's parts) as postgres in the readable copy:
+# each suite is the command a user runs, against the installation PG_CONFIG
+# names, with a temporary instance and a mock of its own.
+make_target() {
+    local target=$1; shift
+    (cd "$SRC" && as_pg make -s --no-print-directory "$target" PG_CONFIG="$PG_CONFIG" \
+        PYTHON="$PYTHON" IGID_SRC="$SRC" "$@")
+}
+
+# pg_regress_counts SUITE LOG RC [DIFFS]: records a pg_regress run's figures.
+pg_regress_counts() {
+    local suite=$1 logf=$2 rc=$3 diffs=${4:-}
+    [ -n "$diffs" ] && [ -f "$diffs" ] && cat "$diffs" >>"$logf"
     local total failed
     if grep -qE 'All [0-9]+ tests passed' "$logf"; then
         total=$(grep -oE 'All [0-9]+ tests passed' "$logf" | grep -oE '[0-9]+')
@@ -150,31 +147,30 @@ run_pg_regress() {
     else
         total=1; failed=1
     fi
-    [ $rc -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+    [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
     record "$suite" $((total - failed)) "$failed" "$logf"
     grep -E 'tests passed|tests failed' "$logf" | tail -n 1
 }
 
 suite_regress() {
-    [ -f "$SRC/test/regress_schedule" ] || return 0
-    log "regress: pg_regress"
-    run_pg_regress regress "$PGXS_DIR/src/test/regress/pg_regress" "$SRC/test/regress_schedule"
+    local logf=$LOGS/regress.log
+    log "regress: make installcheck-regress (pg_regress)"
+    make_target installcheck-regress >"$logf" 2>&1
+    pg_regress_counts regress "$logf" $? "$SRC/regression.diffs"
 }
 
 suite_isolation() {
-    [ -f "$SRC/test/isolation/schedule" ] || return 0
-    log "isolation: pg_isolation_regress"
-    run_pg_regress isolation "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
-        "$SRC/test/isolation/schedule" "$SRC/test/isolation"
+    local logf=$LOGS/isolation.log
+    log "isolation: make installcheck-isolation (pg_isolation_regress)"
+    make_target installcheck-isolation >"$logf" 2>&1
+    pg_regress_counts isolation "$logf" $? "$SRC/output_iso/regression.diffs"
 }
 
 suite_tap() {
     local logf=$LOGS/tap.log
-    compgen -G "$SRC/test/t/*.pl" >/dev/null || return 0
-    log "tap: worker tests (prove)"
-    (cd "$SRC" && as_pg env PERL5LIB="$PGXS_DIR/src/test/perl" IGID_SRC="$SRC" \
-        PYTHON="$PYTHON" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-        prove -v ${IGID_TAP:-test/t/*.pl}) >"$logf" 2>&1
+    log "tap: make prove_installcheck (worker tests)"
+    make_target prove_installcheck PROVE_FLAGS=-v PROVE_TESTS="${IGID_TAP:-test/t/*.pl}" \
+        >"$logf" 2>&1
     local rc=$? tests failed
     tests=$(grep -oE 'Tests=[0-9]+' "$logf" | tail -n 1 | grep -oE '[0-9]+')
     failed=$(grep -cE '^not ok' "$logf")

@@ -15,9 +15,9 @@ What it proves, after every suite has run:
 
   * no token appears in any server log record the product could have
     written (message, DETAIL, HINT, CONTEXT, QUERY ...) of any cluster of
-    the run: pg_regress, isolation and TAP (PostgreSQL::Test::Cluster keeps
-    its logs in $SRC/tmp_check/log even when it removes the data
-    directories);
+    the run: pg_regress ($SRC/log), isolation ($SRC/output_iso/log) and TAP
+    (PostgreSQL::Test::Cluster keeps its logs in $SRC/tmp_check/log even
+    when it removes the data directories);
   * no token appears in any message line (ERROR, WARNING, NOTICE, DETAIL,
     HINT, CONTEXT ...) that a client saw: pg_regress/isolation results and
     diffs, TAP logs, the suite logs;
@@ -32,7 +32,7 @@ fails (README, Security notes: pass the token as a bind parameter).  The
 query echo in pg_regress results and the rows a superuser selects from
 ig_identity.account_tokens are client output too, not messages.
 
-Not scanned: copies of the sources (WORK/src/{sql,expected,test}), data
+Not scanned: copies of the sources (WORK/src/{sql,expected,test,src}), data
 directories (heap files hold the tokens of ig_identity.account_tokens, as
 they must) and binary files.
 
@@ -258,7 +258,7 @@ def kind_of(path, work):
 
 def files_to_scan(work, src, root, notes):
     """Yields (path, kind); skips source copies, data directories, binaries."""
-    copied = {os.path.join(src, d) for d in ("sql", "expected", "test")} if src else set()
+    copied = {os.path.join(src, d) for d in ("sql", "expected", "test", "src")} if src else set()
     skipped = {"source copies": 0, "data directories": 0, "binary files": 0}
     for dirpath, dirnames, filenames in os.walk(work):
         if "PG_VERSION" in filenames or re.match(r"^t_.*_data$", os.path.basename(dirpath)):
@@ -356,7 +356,10 @@ def scan(root, tokens_path, work, src, out, require_logs=True):
             out.append("FAIL no server log found under %s: nothing was scanned "
                        "(run the secrets suite after the others)" % work)
             failed += 1
-        for d in ("regress", "isolation", os.path.join("src", "tmp_check")):
+        # make installcheck's parts, run in WORK/src: pg_regress logs to
+        # log/, pg_isolation_regress to output_iso/log/, TAP to tmp_check/log/
+        for d in (os.path.join("src", "log"), os.path.join("src", "output_iso"),
+                  os.path.join("src", "tmp_check")):
             full = os.path.join(work, d)
             if os.path.isdir(full) and not any(p.startswith(full + os.sep) for p in server_logs):
                 out.append("FAIL %s exists but holds no server log" % d)
