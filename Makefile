@@ -38,7 +38,11 @@ EXTRA_CLEAN  = tmp_check tmp_check_regress tmp_check_iso output_iso tmp_mock res
 # expressions, and C++ bitcode would need a matching clang++.
 override with_llvm = no
 
-PG_CPPFLAGS = -Isrc
+# The library knows which extension version it was built with (the worker
+# says so when a database is still at an older one): default_version, read
+# from the control file so that it is written once.
+IGID_EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(CURDIR)/ig_identity.control)
+PG_CPPFLAGS = -Isrc -DIGID_EXTVERSION='"$(IGID_EXTVERSION)"'
 PG_CXXFLAGS = -std=c++17 -fPIC -MMD -MP -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register $(IGID_EXTRA_CXXFLAGS)
 # The test command builds with IGID_WERROR=1: no warning lands. A user's build

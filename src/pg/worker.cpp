@@ -198,6 +198,7 @@ private:
     long pass();
     long cycle();
     bool extension_ready();
+    void note_version(const std::string &version, const std::string &db);
     void wait_cause(const std::string &cause, const std::string &hint);
     Claim claim();
     void record_pending_stops();
@@ -211,6 +212,7 @@ private:
     int lease_seconds() const;
 
     std::string waiting_cause_;         /* last "why idle" line logged, "" if none */
+    std::string version_noted_;         /* older extension version last logged */
     int consecutive_failures_ = 0;
     TimestampTz last_stale_scan_ = 0;
     std::vector<Target> leased_;        /* claimed, not yet settled */
@@ -301,6 +303,7 @@ bool Worker::extension_ready()
                    "Run ALTER EXTENSION ig_identity UPDATE in that database.");
         return false;
     }
+    note_version(rows[0][0].value_or("?"), db);
     if (!waiting_cause_.empty()) {
         waiting_cause_.clear();
         const char *d = db.c_str();
@@ -309,6 +312,24 @@ bool Worker::extension_ready()
         });
     }
     return true;
+}
+
+/* A database still at an older extension version is served with what that
+ * version's SQL offers (the library keeps every C entry point an older
+ * script names); says so once per version, not every cycle. */
+void Worker::note_version(const std::string &version, const std::string &db)
+{
+    if (version == IGID_EXTVERSION || version == version_noted_)
+        return;
+    version_noted_ = version;
+    const char *v = version.c_str();
+    const char *d = db.c_str();
+    pg_call([v, d] {
+        ereport(LOG, (errmsg("ig_identity worker: database \"%s\" has ig_identity version %s; this library is %s",
+                             d, v, IGID_EXTVERSION),
+                      errdetail("The worker goes on serving it with what version %s provides.", v),
+                      errhint("Run ALTER EXTENSION ig_identity UPDATE in that database.")));
+    });
 }
 
 /* Records the account stops that backends learned in transactions that then
