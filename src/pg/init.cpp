@@ -3,6 +3,7 @@
  * set itself up.
  */
 #include "pg/boundary.h"
+#include "pg/compat.h"
 #include "pg/graph_settings.h"
 #include "pg/settings.h"
 #include "pg/worker.h"

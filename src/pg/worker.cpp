@@ -22,6 +22,7 @@
 #include "pg/worker.h"
 
 #include "pg/boundary.h"
+#include "pg/compat.h"
 #include "pg/inbox.h"
 #include "pg/refresh.h"
 #include "pg/settings.h"
@@ -115,7 +116,7 @@ void attach_shared()
 {
     update_shared([](WorkerShared &s) {
         s.pid = MyProcPid;
-        s.procno = MyProc->pgprocno;
+        s.procno = my_proc_number();
         s.database = MyDatabaseId;
         s.started_at = GetCurrentTimestamp();
         s.in_flight = 0;
