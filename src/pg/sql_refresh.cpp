@@ -104,9 +104,8 @@ IGID_FUNCTION(ig_refresh_identities)
 
         const std::string errors = summary.errors_json();
         AsExtensionOwner owner;
-        spi_exec("SELECT ig_identity.record_run('sql', $1, $2::timestamptz, $3, $4, $5, $6::jsonb)",
-                 {text_param(location_id),
-                  text_param(std::string(pg_call([&] { return timestamptz_to_str(started); }))),
+        spi_exec("SELECT ig_identity.record_run('sql', $1, $2, $3, $4, $5, $6::pg_catalog.jsonb)",
+                 {text_param(location_id), timestamptz_param(started),
                   int4_param((int) summary.refreshed), int4_param((int) summary.failed),
                   int4_param((int) total), text_param(errors)});
     });
