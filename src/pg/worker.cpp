@@ -561,11 +561,8 @@ long Worker::cycle()
     phase_ = scan ? "queueing stale identities" : "reading the queue";
     unit_of_work(scan ? "queueing stale identities" : "reading the queue", [&] {
         if (scan) {
-            char stale[32];
-            snprintf(stale, sizeof stale, "%d seconds", settings.stale_after_s);
-            check_inbox_tables();
-            spi_exec("SELECT ig_identity._worker_queue_stale($1::pg_catalog.interval, $2)",
-                     {text_param(std::string(stale)), int4_param(kQueueStaleBatch)});
+            /* reads the cache as its owner (inbox.h) */
+            queue_stale(settings.stale_after_s, kQueueStaleBatch);
         }
         due_s = next_due_s();
     });
