@@ -12,8 +12,9 @@
 # row-level security policy) and a trigger. Every one of them records
 # current_user and tries ALTER ROLE app SUPERUSER. The worker then runs
 # whole cycles (claim, fetch, save, stale sweep, account events after a 190)
-# and is restarted in between; none of app's code ever ran as a superuser
-# and app is still not one.
+# and is restarted in between, and records a 190 under DateStyle SQL, DMY
+# and TimeZone Asia/Kolkata set by ALTER SYSTEM; none of app's code ever
+# ran as a superuser and app is still not one.
 use strict;
 use warnings;
 use FindBin;
@@ -188,6 +189,23 @@ ok(wait_until(sub { username($STORE) eq 'stories.in.store' }, 30), 'after a rest
 my $cycles = worker()->{cycles};
 ok(wait_until(sub { worker()->{cycles} >= $cycles + 2 }, 30), 'and keeps cycling');
 is(worker()->{last_error}, '', 'with no error');
+
+# --- a 190 under DateStyle 'SQL, DMY' and TimeZone 'Asia/Kolkata' -----------
+# (set with ALTER SYSTEM, so the worker runs under them; 'IST' would read
+# back as Israel time if a rotation time went through text)
+sql("ALTER SYSTEM SET DateStyle = 'SQL, DMY'");
+sql("ALTER SYSTEM SET TimeZone = 'Asia/Kolkata'");
+$node->restart;
+ok(wait_until(sub { worker()->{pid} != 0 }, 30), 'the worker runs under DateStyle SQL, DMY and TimeZone Asia/Kolkata');
+mock_admin($mock, 'POST', '/_admin/faults',
+	{ match => { account => $A }, fault => { type => 'graph_error', code => 190 } });
+sql("DELETE FROM ig_identity.refresh_queue");
+queue_rows($JOHN);
+ok(wait_until(sub { account_status() eq 'reauth_required' }, 30),
+	'under those settings the worker records a 190 too');
+mock_admin($mock, 'DELETE', '/_admin/faults');
+sql("ALTER SYSTEM RESET DateStyle");
+sql("ALTER SYSTEM RESET TimeZone");
 
 # --- what app's code ran as --------------------------------------------------
 is(sql('SELECT count(*) FROM evil.log WHERE was_super'), '0', 'none of app\'s code ever ran as a superuser')
