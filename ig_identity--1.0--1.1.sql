@@ -20,6 +20,216 @@
 
 
 -- ==== issue 12: security and integrity ====
+-- The inbox tables are read as their owner, in a security-restricted
+-- operation, as they are written: the guard that let the extension owner
+-- read them (check_inbox_tables) could not see every object that runs the
+-- owner's code on a read, so it goes, and each read becomes a reader
+-- function that touches one inbox table (see src/sql/30_fetch.sql).
+DROP FUNCTION ig_identity.check_inbox_tables();
+DROP FUNCTION ig_identity.refresh_targets(text);
+DROP FUNCTION ig_identity.enqueue_participants(text, text[], boolean[], text);
+DROP FUNCTION ig_identity.cache_row(text, text);
+DROP FUNCTION ig_identity._worker_queue_stale(interval, int);
+
+CREATE FUNCTION ig_identity.read_conversation_participants(p_ig_account_id text)
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.participant_igsid), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.ig_account_id = p_ig_account_id
+       AND c.participant_igsid IS NOT NULL
+$$;
+
+CREATE FUNCTION ig_identity.read_message_participants(p_ig_account_id text, p_since timestamptz)
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.id), '{}')
+      FROM @extschema@.instagram_messages m
+     CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+     WHERE m.ig_account_id = p_ig_account_id
+       AND m.created_at >= p_since
+       AND u.id IS NOT NULL
+$$;
+
+CREATE FUNCTION ig_identity.read_identities_wanted(p_ig_account_id text, p_ig_user_ids text[],
+                                                   p_inbound boolean[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT s.ig_user_id), '{}')
+      FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
+      LEFT JOIN @extschema@.instagram_user_cache c
+             ON c.ig_account_id = p_ig_account_id AND c.ig_user_id = s.ig_user_id
+     WHERE s.ig_user_id IS NOT NULL
+       AND (c.ig_user_id IS NULL
+            OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
+            OR (s.inbound AND c.fetch_status = 'consent_required'))
+$$;
+
+CREATE FUNCTION ig_identity.enqueue_participants(p_ig_account_id text, p_ig_user_ids text[],
+                                                 p_reason text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH want AS (
+        SELECT DISTINCT s.ig_user_id
+          FROM unnest(p_ig_user_ids) AS s(ig_user_id)
+          JOIN ig_identity.accounts a ON a.ig_account_id = p_ig_account_id
+         WHERE s.ig_user_id IS NOT NULL
+           AND s.ig_user_id <> a.ig_account_id AND s.ig_user_id <> a.self_igsid
+    ), ins AS (
+        INSERT INTO ig_identity.refresh_queue AS q (ig_account_id, ig_user_id, reason)
+        SELECT p_ig_account_id, w.ig_user_id, p_reason FROM want w
+        ON CONFLICT (ig_account_id, ig_user_id) DO UPDATE
+           SET not_before = LEAST(q.not_before, pg_catalog.now())
+         WHERE q.leased_until IS NULL OR q.leased_until < pg_catalog.now()
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+CREATE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
+RETURNS @extschema@.ig_identity_profile
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
+           c.last_error_code, c.last_fetched_at,
+           COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
+                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))
+      FROM @extschema@.instagram_user_cache c
+     WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
+     LIMIT 1
+$$;
+
+CREATE FUNCTION ig_identity._worker_stale_accounts()
+RETURNS TABLE (ig_account_id text, self_igsid text, queued bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, a.self_igsid,
+           (SELECT pg_catalog.count(*) FROM ig_identity.refresh_queue q
+             WHERE q.ig_account_id = a.ig_account_id)
+      FROM ig_identity.accounts a
+     WHERE a.status IN ('active', 'paused')
+       AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+       AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+     ORDER BY a.ig_account_id
+$$;
+
+CREATE FUNCTION ig_identity.read_stale_identities(p_ig_account_ids text[], p_self_igsids text[],
+                                                  p_stale_after_s int, p_limit int)
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH due AS (
+        SELECT c.ig_account_id, c.ig_user_id,
+               CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason,
+               pg_catalog.row_number() OVER (ORDER BY c.last_fetched_at NULLS FIRST) AS ord
+          FROM @extschema@.instagram_user_cache c
+          JOIN unnest(p_ig_account_ids, p_self_igsids) AS a(ig_account_id, self_igsid)
+            ON a.ig_account_id = c.ig_account_id
+         WHERE c.ig_user_id <> a.ig_account_id
+           AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND c.fetch_status IS DISTINCT FROM 'consent_required'
+           AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
+           AND (c.last_fetched_at IS NULL
+                OR c.last_fetched_at < pg_catalog.now() - pg_catalog.make_interval(secs => p_stale_after_s)
+                OR (c.username IS NULL AND c.fetch_status = 'ok'))
+         ORDER BY c.last_fetched_at NULLS FIRST
+         LIMIT p_limit
+    )
+    SELECT COALESCE(pg_catalog.array_agg(v.x ORDER BY d.ord, v.k), '{}')
+      FROM due d
+     CROSS JOIN LATERAL (VALUES (1, d.ig_account_id), (2, d.ig_user_id), (3, d.reason)) AS v(k, x)
+$$;
+
+CREATE FUNCTION ig_identity._worker_queue_stale(p_candidates text[], p_limit int)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH cand AS (
+        SELECT p_candidates[3 * i - 2] AS ig_account_id, p_candidates[3 * i - 1] AS ig_user_id,
+               p_candidates[3 * i] AS reason, i
+          FROM pg_catalog.generate_series(1, COALESCE(pg_catalog.cardinality(p_candidates), 0) / 3) AS i
+    ), due AS (
+        SELECT c.ig_account_id, c.ig_user_id, c.reason
+          FROM cand c
+          JOIN ig_identity._worker_stale_accounts() a ON a.ig_account_id = c.ig_account_id
+         WHERE c.ig_user_id IS NOT NULL
+           AND c.ig_user_id <> a.ig_account_id
+           AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND c.reason IN ('new', 'stale')
+           AND NOT EXISTS (SELECT 1 FROM ig_identity.refresh_queue q
+                            WHERE q.ig_account_id = c.ig_account_id
+                              AND q.ig_user_id = c.ig_user_id)
+         ORDER BY c.i
+         LIMIT p_limit
+    ), ins AS (
+        INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
+        SELECT d.ig_account_id, d.ig_user_id, d.reason, pg_catalog.now() FROM due d
+        ON CONFLICT (ig_account_id, ig_user_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+REVOKE ALL ON FUNCTION ig_identity.read_conversation_participants(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_message_participants(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_identities_wanted(text, text[], boolean[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.enqueue_participants(text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.cache_row(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_stale_accounts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_stale_identities(text[], text[], int, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_queue_stale(text[], int) FROM PUBLIC;
+-- An inbox table of the extension's schema, or NULL when absent. Anything
+-- but a plain table under that name (a view, a partitioned table whose ctid
+-- is not unique) is refused rather than guessed at, and so is a table with
+-- inheritance children: a parent's rows and its children's share ctids.
+CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_oid     oid;
+    v_relkind "char";
+BEGIN
+    SELECT c.oid, c.relkind INTO v_oid, v_relkind
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = p_nsp AND c.relname = p_name;
+    IF v_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables only.',
+                                        v_relkind),
+            HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, then install ig_identity again.';
+    END IF;
+    RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
 -- ==== end of issue 12 ====
 
 

@@ -96,6 +96,24 @@ SELECT * FROM ig_resolve_profile('17841400000000001', '1000000000000101');
 SELECT status FROM ig_connect_account('loc_123', '17841400000000001', '17841400000000001',
                                       'mock-token-A-0123456789', 'graph.facebook.com');
 
+-- 3b. The same 190 under DateStyle 'SQL, DMY' and TimeZone 'Asia/Kolkata'
+-- (whose 'IST' reads back as Israel time): the token's rotation time is
+-- compared as a timestamptz, never through text, so the stop is recorded
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
+\! python3 "$IGID_SRC/test/mock_graph/mockctl.py" fault '{"match":{"account":"17841400000000001"},"fault":{"type":"graph_error","code":190,"subcode":463,"message":"Error validating access token: Session has expired"}}'
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'Asia/Kolkata';
+SELECT status FROM ig_connect_account('loc_123', '17841400000000001', '17841400000000001',
+                                      'mock-token-A-0123456789', 'graph.facebook.com');
+SET ig_identity.max_concurrency = 1;
+SELECT refreshed, failed, total FROM ig_refresh_identities('loc_123');
+RESET ig_identity.max_concurrency;
+SELECT status, last_error_code FROM ig_identity.accounts;
+RESET DateStyle;
+RESET TimeZone;
+SELECT status FROM ig_connect_account('loc_123', '17841400000000001', '17841400000000001',
+                                      'mock-token-A-0123456789', 'graph.facebook.com');
+
 -- 4. Throttling (613) pauses the account until a time in the future
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" reset
 \! python3 "$IGID_SRC/test/mock_graph/mockctl.py" fault '{"match":{"account":"17841400000000001"},"fault":{"type":"graph_error","code":613,"message":"Calls to this api have exceeded the rate limit."}}'

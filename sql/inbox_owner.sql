@@ -110,19 +110,89 @@ SELECT conversations FROM ig_sync_inbox('loc_123');
 \set VERBOSITY default
 ROLLBACK;
 
--- An index whose expression calls a function the table owner wrote (and
--- could have declared IMMUTABLE falsely) is refused before ig_identity reads
--- the table with its owner's rights: PostgreSQL may run that function while
--- planning the read.
+-- 3b. Reads run as the table's owner too.  Planning or running a read of
+-- an inbox table can run code its owner attached to it; no list of such
+-- objects is complete, so ig_identity reads each inbox table as its owner,
+-- restricted, as it writes.  Each shape below records who ran it and tries
+-- to make the owner a superuser.  (This session reads the cache only as
+-- its owner while they exist: a superuser planning a read would fold them.)
 SET ROLE regress_igid_inbox;
-CREATE FUNCTION app_norm(text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN lower($1); END $$;
-CREATE INDEX cache_app_norm_idx ON instagram_user_cache (app_norm(username));
+CREATE TABLE shape_log (shape text, ran_as text, is_superuser boolean);
+CREATE FUNCTION escalate(p_shape text) RETURNS boolean LANGUAGE plpgsql SET search_path = public AS $$
+BEGIN
+    INSERT INTO shape_log
+    SELECT p_shape, current_user, (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
+    BEGIN
+        ALTER ROLE regress_igid_inbox SUPERUSER;
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN true;
+END $$;
+-- (a) an extended statistics object on an expression calling the owner's
+-- function: the planner folds it while planning the read
+CREATE FUNCTION app_const() RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+  $$ BEGIN PERFORM public.escalate('statistics expression'); RETURN ''; END $$;
+CREATE STATISTICS cache_app_stats ON ((ig_user_id || app_const())) FROM instagram_user_cache;
+-- (b) an index expression using the owner's operator (the catalogs record
+-- the operator, not the function behind it)
+CREATE FUNCTION app_cat(text, text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+  $$ BEGIN PERFORM public.escalate('index operator'); RETURN $1 || $2; END $$;
+CREATE OPERATOR ||| (LEFTARG = text, RIGHTARG = text, FUNCTION = app_cat);
+CREATE INDEX cache_app_op_idx ON instagram_user_cache ((ig_user_id || ('a'::text ||| 'b'::text)));
+-- (c) a row-level security policy
+ALTER TABLE instagram_user_cache ENABLE ROW LEVEL SECURITY;
+ALTER TABLE instagram_user_cache FORCE ROW LEVEL SECURITY;
+CREATE POLICY app_policy ON instagram_user_cache USING (public.escalate('policy'));
+TRUNCATE shape_log;   -- creating them ran some, as the owner
+RESET ROLE;
+-- the refresh (targets, merge), the one-profile read, and the webhook's
+-- queueing, by the superuser and by a role with EXECUTE only
+SELECT refreshed, failed, total FROM ig_refresh_identities('loc_123');
+SET ROLE regress_igid_caller;
+SELECT username, display_name FROM ig_resolve_profile('17841400000000001', '1000000000000101');
+SELECT messages_stored, participants_queued FROM ig_ingest_webhook('{"object":"instagram","entry":[{"id":"17841400000000001","time":1,"messaging":[
+  {"sender":{"id":"1000000000000151"},"recipient":{"id":"17841400000000001"},"timestamp":1752834910447,"message":{"mid":"mid.owner.2","text":"hi"}}]}]}');
+RESET ROLE;
+-- every shape ran, and only as the owner
+SELECT shape, ran_as, is_superuser FROM shape_log GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+SELECT rolsuper AS owner_is_superuser FROM pg_roles WHERE rolname = 'regress_igid_inbox';
+SET ROLE regress_igid_inbox;
+DROP POLICY app_policy ON instagram_user_cache;
+ALTER TABLE instagram_user_cache NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE instagram_user_cache DISABLE ROW LEVEL SECURITY;
+DROP INDEX cache_app_op_idx;
+DROP STATISTICS cache_app_stats;
+-- (d) a rule: PostgreSQL refuses the upsert's ON CONFLICT on a table with
+-- INSERT or UPDATE rules, so the write fails with its error and nothing of
+-- the rule runs
+CREATE RULE app_rule AS ON UPDATE TO instagram_user_cache
+    DO ALSO SELECT public.escalate('rule');
 RESET ROLE;
 \set VERBOSITY terse
 SELECT refreshed FROM ig_refresh_identities('loc_123');
-SELECT username FROM ig_resolve_profile('17841400000000001', '1000000000000101');
 \set VERBOSITY default
-DROP INDEX cache_app_norm_idx;
+SET ROLE regress_igid_inbox;
+DROP RULE app_rule ON instagram_user_cache;
+-- (e) an index on an inheritance child: inheritance children are refused,
+-- with a clear error, before anything is read (partitions are fine)
+CREATE TABLE cache_child () INHERITS (instagram_user_cache);
+CREATE INDEX cache_child_idx ON cache_child ((ig_user_id || ('a'::text ||| 'b'::text)));
+TRUNCATE shape_log;
+RESET ROLE;
+\set VERBOSITY terse
+SELECT refreshed FROM ig_refresh_identities('loc_123');
+SET ROLE regress_igid_caller;
+SELECT username FROM ig_resolve_profile('17841400000000001', '1000000000000101');
+SELECT participants_queued FROM ig_ingest_webhook('{"object":"instagram","entry":[{"id":"17841400000000001","time":1,"messaging":[
+  {"sender":{"id":"1000000000000152"},"recipient":{"id":"17841400000000001"},"timestamp":1752834910447,"message":{"mid":"mid.owner.3","text":"hi"}}]}]}');
+RESET ROLE;
+-- the repair refuses it too: a parent's and a child's rows share ctids, and
+-- matching on ctid once moved one account's identities to another
+SELECT * FROM ig_identity_repair();
+\set VERBOSITY default
+SELECT count(*) AS shapes_run FROM shape_log;
+SELECT rolsuper AS owner_is_superuser FROM pg_roles WHERE rolname = 'regress_igid_inbox';
+DROP TABLE cache_child;
 SELECT refreshed, failed FROM ig_refresh_identities('loc_123');
 
 -- 4. The inbox writers themselves stay closed to other roles.

@@ -18,7 +18,11 @@ namespace igid::pg {
 static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id)
 {
     AsExtensionOwner owner;
-    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token, token_rotated_at,"
+    /* the token's rotation time as whole microseconds since the Unix epoch:
+     * exact, and free of DateStyle and TimeZone (see timestamptz_us_param) */
+    auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token,"
+                          "       (pg_catalog.extract('epoch', token_rotated_at)"
+                          "        OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
                           "       consecutive_throttles"
                           "  FROM ig_identity.account_credentials($1, $2)",
                           {text_param(location_id), text_param(ig_account_id)}, true);
@@ -59,7 +63,7 @@ void require_account_usable(const std::string &ig_account_id)
     AsExtensionOwner owner;
     auto rows = spi_query("SELECT status, paused_until OPERATOR(pg_catalog.>) pg_catalog.now(),"
                           "       pg_catalog.to_char(paused_until, 'YYYY-MM-DD HH24:MI:SS TZ')"
-                          "  FROM ig_identity.accounts WHERE ig_account_id = $1",
+                          "  FROM ig_identity.accounts WHERE ig_account_id OPERATOR(pg_catalog.=) $1",
                           /* not read-only: it must see this transaction's
                            * own account update (a read-only SPI call keeps
                            * the old snapshot) */
@@ -104,13 +108,13 @@ void apply_account_events(const std::vector<AccountEvent> &events)
     for (const auto &e : events) {
         std::optional<double> paused = e.paused_until;
         spi_exec("SELECT ig_identity.record_account_event($1, $2, pg_catalog.to_timestamp($3::pg_catalog.float8), $4, $5,"
-                 " $6::jsonb, $7, $8::timestamptz)",
+                 " $6::pg_catalog.jsonb, $7, $8)",
                  {text_param(e.ig_account_id), text_param(e.status),
                   text_param(paused ? Text(std::to_string(*paused)) : std::nullopt),
                   int4_param(e.error_code),
                   text_param(e.error_message.empty() ? Text() : Text(e.error_message)),
                   text_param(e.usage_json.empty() ? Text() : Text(e.usage_json)),
-                  bool_param(e.had_success), text_param(e.token_rotated_at)});
+                  bool_param(e.had_success), timestamptz_us_param(e.token_rotated_at)});
     }
 }
 

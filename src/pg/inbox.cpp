@@ -5,6 +5,9 @@
 #include "pg/inbox.h"
 #include "pg/privilege.h"
 
+#include <algorithm>
+#include <set>
+
 extern "C" {
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -30,16 +33,18 @@ Oid function_oid(const char *signature)
 }
 
 /* Calls the function through fmgr as the owner of `relname`, in a
- * security-restricted operation; returns its non-NULL result.  As in
+ * security-restricted operation; its result, or nullopt for NULL.  As in
  * PostgreSQL's own restricted operations (index_build, VACUUM), setting
  * changes made by the owner's code (a trigger's set_config('search_path',
  * ..., false)) are local to the call: a new GUC nest level, rolled back
  * when the call returns, and by transaction abort when it raises. */
-Datum call_as_owner_of(const char *relname, const char *signature, const std::vector<Param> &args)
+std::optional<Datum> call_as_owner_of_nullable(const char *relname, const char *signature,
+                                               const std::vector<Param> &args)
 {
     const Oid fn = function_oid(signature);
     AsInboxOwner inbox(relname);
-    return pg_call([&] {
+    bool isnull = false;
+    Datum result = pg_call([&] {
         const int guc_level = NewGUCNestLevel();
         FmgrInfo flinfo;
         fmgr_info(fn, &flinfo);
@@ -51,13 +56,39 @@ Datum call_as_owner_of(const char *relname, const char *signature, const std::ve
             fcinfo->args[i].value = args[i].value;
             fcinfo->args[i].isnull = args[i].isnull;
         }
-        Datum result = FunctionCallInvoke(fcinfo);
-        const bool isnull = fcinfo->isnull;
+        Datum r = FunctionCallInvoke(fcinfo);
+        isnull = fcinfo->isnull;
         AtEOXact_GUC(false, guc_level);
-        if (isnull)
-            elog(ERROR, "%s returned NULL", signature);
-        return result;
+        return r;
     });
+    if (isnull)
+        return std::nullopt;
+    return result;
+}
+
+/* call_as_owner_of_nullable for a function that never returns NULL. */
+Datum call_as_owner_of(const char *relname, const char *signature, const std::vector<Param> &args)
+{
+    auto d = call_as_owner_of_nullable(relname, signature, args);
+    if (!d)
+        pg_call([&] { elog(ERROR, "%s returned NULL", signature); });
+    return *d;
+}
+
+/* The elements of a text[] Datum (NULL elements skipped). */
+std::vector<std::string> text_elements(Datum arr)
+{
+    std::vector<std::string> out;
+    pg_call([&] {
+        Datum *elems;
+        bool *nulls;
+        int n;
+        deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+        for (int i = 0; i < n; i++)
+            if (!nulls[i])
+                out.emplace_back(TextDatumGetCString(elems[i]));
+    });
+    return out;
 }
 
 } // namespace
@@ -88,17 +119,7 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args)
                                  "ig_identity.store_conversations(pg_catalog.text, pg_catalog.text, pg_catalog.text[], "
                                  "pg_catalog.text[], pg_catalog.timestamptz[])",
                                  args);
-    std::vector<std::string> out;
-    pg_call([&] {
-        Datum *elems;
-        bool *nulls;
-        int n;
-        deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-        for (int i = 0; i < n; i++)
-            if (!nulls[i])
-                out.emplace_back(TextDatumGetCString(elems[i]));
-    });
-    return out;
+    return text_elements(arr);
 }
 
 long long store_messages(const std::vector<Param> &args)
@@ -111,10 +132,76 @@ long long store_messages(const std::vector<Param> &args)
     return DatumGetInt64(n);
 }
 
-void check_inbox_tables()
+std::vector<std::pair<std::string, std::string>>
+participants_of(const std::vector<std::pair<std::string, std::string>> &accounts, TimestampTz messages_since)
 {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto &[account, self] : accounts) {
+        std::set<std::string> ids;
+        for (auto &id : text_elements(call_as_owner_of("instagram_conversations",
+                                                       "ig_identity.read_conversation_participants(pg_catalog.text)",
+                                                       {text_param(account)})))
+            ids.insert(std::move(id));
+        for (auto &id : text_elements(call_as_owner_of(
+                 "instagram_messages",
+                 "ig_identity.read_message_participants(pg_catalog.text, pg_catalog.timestamptz)",
+                 {text_param(account), timestamptz_param(messages_since)})))
+            ids.insert(std::move(id));
+        for (const auto &id : ids)
+            if (!id.empty() && id.rfind("UNKNOWN_", 0) != 0 && id != account && id != self)
+                out.emplace_back(account, id);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+long long enqueue_participants(const std::string &account, const std::vector<Text> &ids,
+                               const std::vector<bool> &inbound, const std::string &reason)
+{
+    auto wanted = text_elements(call_as_owner_of(
+        "instagram_user_cache",
+        "ig_identity.read_identities_wanted(pg_catalog.text, pg_catalog.text[], pg_catalog.bool[])",
+        {text_param(account), text_array_param(ids), bool_array_param(inbound)}));
+    if (wanted.empty())
+        return 0;
+    std::vector<Text> w(wanted.begin(), wanted.end());
     AsExtensionOwner owner;
-    spi_query("SELECT ig_identity.check_inbox_tables()", {}, true);
+    auto rows = spi_query("SELECT ig_identity.enqueue_participants($1, $2, $3)",
+                          {text_param(account), text_array_param(w), text_param(reason)});
+    return std::stoll(rows.at(0).at(0).value_or("0"));
+}
+
+long long queue_stale(int stale_after_s, int limit)
+{
+    std::vector<Text> accounts, selves;
+    long long queued = 0;
+    {
+        AsExtensionOwner owner;
+        for (auto &r : spi_query("SELECT ig_account_id, self_igsid, queued FROM ig_identity._worker_stale_accounts()", {}))
+        {
+            accounts.push_back(r[0]);
+            selves.push_back(r[1]);
+            queued += std::stoll(r[2].value_or("0"));
+        }
+    }
+    if (accounts.empty())
+        return 0;
+    /* rows already queued are skipped afterwards: ask for that many more */
+    Datum candidates = call_as_owner_of(
+        "instagram_user_cache",
+        "ig_identity.read_stale_identities(pg_catalog.text[], pg_catalog.text[], pg_catalog.int4, pg_catalog.int4)",
+        {text_array_param(accounts), text_array_param(selves), int4_param(stale_after_s),
+         int4_param((int) std::min<long long>(limit + queued, 1000000))});
+    AsExtensionOwner owner;
+    auto rows = spi_query("SELECT ig_identity._worker_queue_stale($1, $2)",
+                          {Param{TEXTARRAYOID, candidates, false}, int4_param(limit)});
+    return std::stoll(rows.at(0).at(0).value_or("0"));
+}
+
+std::optional<Datum> cache_row(const std::string &account, const std::string &user)
+{
+    return call_as_owner_of_nullable("instagram_user_cache", "ig_identity.cache_row(pg_catalog.text, pg_catalog.text)",
+                                     {text_param(account), text_param(user)});
 }
 
 } // namespace igid::pg

@@ -13,6 +13,9 @@
 
 #include "pg/spi.h"
 
+#include <optional>
+#include <utility>
+
 namespace igid::pg {
 
 /* The one merge path for identities (the arrays of upsert_identities):
@@ -29,9 +32,30 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args);
 /* ig_identity.store_messages as instagram_messages' owner: how many were new. */
 long long store_messages(const std::vector<Param> &args);
 
-/* Raises an ERROR unless the inbox tables are safe to read with the
- * extension owner's rights (ig_identity.check_inbox_tables); call it before
- * such reads. */
-void check_inbox_tables();
+/*
+ * Reads, as the table's owner in a security-restricted operation too:
+ * planning or running a read can run code the owner attached to the table
+ * (index and statistics expressions, policies).  Each reader returns plain
+ * values that the extension owner's statements then use.
+ */
+
+/* The participants worth refreshing of these (account, self id) pairs: the
+ * other party of every conversation and every sender or recipient of
+ * messages since messages_since, never the account itself; sorted. */
+std::vector<std::pair<std::string, std::string>>
+participants_of(const std::vector<std::pair<std::string, std::string>> &accounts, TimestampTz messages_since);
+
+/* Queues (reason `reason`) those of an account's participants whose cached
+ * identity wants a fetch; returns how many were queued. */
+long long enqueue_participants(const std::string &account, const std::vector<Text> &ids,
+                               const std::vector<bool> &inbound, const std::string &reason);
+
+/* The worker's stale sweep: queues at most `limit` stale or missing
+ * identities of callable accounts; returns how many. */
+long long queue_stale(int stale_after_s, int limit);
+
+/* ig_identity.cache_row as the cache's owner: an ig_identity_profile
+ * composite Datum (in the current memory context), nullopt if none. */
+std::optional<Datum> cache_row(const std::string &account, const std::string &user);
 
 } // namespace igid::pg

@@ -12,6 +12,7 @@ extern "C" {
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/fmgroids.h"
@@ -79,6 +80,41 @@ AsUser::~AsUser()
 
 AsExtensionOwner::AsExtensionOwner() : AsUser(extension_owner(), 0) {}
 
+/* Refuses an inbox table with inheritance children, and a partitioned one
+ * with a partition another role owns.  A read of the parent reads them too,
+ * with the parent owner's rights (their index expressions, policies and
+ * triggers would run as that owner), and rows in a child are not told apart
+ * by ctid or by the parent's unique keys. */
+static void check_inbox_tree(Oid rel, const char *relname, Oid nsp, Oid owner, char relkind)
+{
+    List *tree = find_all_inheritors(rel, AccessShareLock, NULL);
+    ListCell *lc;
+    foreach (lc, tree) {
+        const Oid child = lfirst_oid(lc);
+        if (child == rel)
+            continue;
+        if (relkind != RELKIND_PARTITIONED_TABLE || !get_rel_relispartition(child))
+            ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                            errmsg("inbox table \"%s.%s\" has inheritance children", get_namespace_name(nsp), relname),
+                            errdetail("Table \"%s\" inherits from it; ig_identity reads and writes only plain "
+                                      "tables and declaratively partitioned ones.",
+                                      get_rel_name(child)),
+                            errhint("Detach the child with ALTER TABLE ... NO INHERIT, or use declarative partitioning.")));
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(child));
+        if (!HeapTupleIsValid(tup))
+            continue; /* dropped meanwhile */
+        const Oid child_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        if (child_owner != owner)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("partition \"%s\" of inbox table \"%s.%s\" has another owner",
+                                   get_rel_name(child), get_namespace_name(nsp), relname),
+                            errdetail("ig_identity works on a partitioned table as its owner, so every partition "
+                                      "must have that owner."),
+                            errhint("Run ALTER TABLE ... OWNER TO the partitioned table's owner.")));
+    }
+}
+
 /* The owner of inbox table `relname` in the extension's schema. */
 static Oid lookup_inbox_owner(const char *relname)
 {
@@ -99,6 +135,7 @@ static Oid lookup_inbox_owner(const char *relname)
                         errmsg("inbox relation \"%s.%s\" is not a table", get_namespace_name(nsp), relname),
                         errdetail("ig_identity writes only to plain or partitioned tables."),
                         errhint("Restore the table, or run SELECT * FROM ig_identity_repair().")));
+    check_inbox_tree(rel, relname, nsp, owner, relkind);
     return owner;
 }
 

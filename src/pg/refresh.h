@@ -20,7 +20,8 @@ namespace igid::pg {
 /* A connected account as the fetcher needs it. */
 struct AccountCreds {
     std::string ig_account_id, self_igsid, api_host, token;
-    Text token_rotated_at; /* when this token was set: a stop learned with it is
+    Text token_rotated_at; /* when this token was set (microseconds since the
+                            * Unix epoch, exact): a stop learned with it is
                             * void once the token has been rotated since */
     int consecutive_throttles = 0; /* the pause ladder's step so far */
 };

@@ -123,6 +123,29 @@ Param timestamptz_array_param(const std::vector<std::optional<double>> &v)
     return {TIMESTAMPTZARRAYOID, build_array(TIMESTAMPTZOID, values, nulls), false};
 }
 
+Param timestamptz_param(TimestampTz t)
+{
+    return {TIMESTAMPTZOID, TimestampTzGetDatum(t), false};
+}
+
+Param timestamptz_us_param(const Text &unix_us)
+{
+    if (!unix_us || unix_us->empty())
+        return {TIMESTAMPTZOID, (Datum) 0, true};
+    size_t used = 0;
+    long long us = 0;
+    try {
+        us = std::stoll(*unix_us, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    if (used == 0 || used != unix_us->size())
+        throw Error(ERRCODE_INTERNAL_ERROR, "invalid internal time value \"" + *unix_us + "\"",
+                    "ig_identity carries times as microseconds since the Unix epoch.", "");
+    const long long offset = (long long) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+    return timestamptz_param((TimestampTz) (us - offset));
+}
+
 Param jsonb_param(const std::string &json_text)
 {
     Datum d = pg_call([&] {

@@ -9,6 +9,10 @@
 
 #include "pg/boundary.h"
 
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +38,12 @@ Param bool_array_param(const std::vector<bool> &v);
 /* timestamptz[] from seconds since the Unix epoch (NULL where absent) */
 Param timestamptz_array_param(const std::vector<std::optional<double>> &v);
 Param jsonb_param(const std::string &json_text);
+/* timestamptz from whole microseconds since the Unix epoch, written as a
+ * decimal integer (how the C++ side carries an exact time: never a
+ * DateStyle/TimeZone-dependent text form); NULL when absent */
+Param timestamptz_us_param(const Text &unix_us);
+/* timestamptz from a TimestampTz */
+Param timestamptz_param(TimestampTz t);
 Param bool_param(bool v);
 
 /* Runs sql with params; returns every row's columns as text. */

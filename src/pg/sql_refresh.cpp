@@ -15,6 +15,9 @@
 
 extern "C" {
 #include "miscadmin.h"
+#include "access/xact.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 }
 
@@ -31,13 +34,20 @@ void check_interrupts()
     pg_call([] { CHECK_FOR_INTERRUPTS(); });
 }
 
-/* Reads the targets of a location (the participants worth refreshing). */
-std::vector<Target> location_targets(const std::string &location_id)
+/* Reads the targets of a location (the participants worth refreshing: the
+ * other party of every conversation, every sender and recipient of the last
+ * 30 days' messages), reading the inbox tables as their owners. */
+std::vector<Target> location_targets(const std::vector<AccountCreds> &accounts)
 {
+    std::vector<std::pair<std::string, std::string>> ids;
+    for (const auto &a : accounts)
+        ids.emplace_back(a.ig_account_id, a.self_igsid);
+    const TimestampTz since = pg_call([] {
+        return GetCurrentTransactionStartTimestamp() - (TimestampTz) 30 * USECS_PER_DAY;
+    });
     std::vector<Target> targets;
-    for (auto &r : spi_query("SELECT ig_account_id, ig_user_id FROM ig_identity.refresh_targets($1)",
-                             {text_param(location_id)}, true))
-        targets.push_back({r[0].value_or(""), r[1].value_or("")});
+    for (auto &[account, user] : participants_of(ids, since))
+        targets.push_back({account, user});
     return targets;
 }
 
@@ -89,9 +99,8 @@ IGID_FUNCTION(ig_refresh_identities)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
-        check_inbox_tables();
         auto accounts = location_accounts(location_id);
-        auto targets = location_targets(location_id);
+        auto targets = location_targets(accounts);
         total = (long long) targets.size();
         auto usable = usable_accounts(accounts, targets, summary);
 
@@ -104,9 +113,8 @@ IGID_FUNCTION(ig_refresh_identities)
 
         const std::string errors = summary.errors_json();
         AsExtensionOwner owner;
-        spi_exec("SELECT ig_identity.record_run('sql', $1, $2::timestamptz, $3, $4, $5, $6::jsonb)",
-                 {text_param(location_id),
-                  text_param(std::string(pg_call([&] { return timestamptz_to_str(started); }))),
+        spi_exec("SELECT ig_identity.record_run('sql', $1, $2, $3, $4, $5, $6::pg_catalog.jsonb)",
+                 {text_param(location_id), timestamptz_param(started),
                   int4_param((int) summary.refreshed), int4_param((int) summary.failed),
                   int4_param((int) total), text_param(errors)});
     });
@@ -124,13 +132,13 @@ IGID_FUNCTION(ig_resolve_profile)
 {
     const std::string account_id = text_arg(fcinfo, 0, "ig_account_id");
     const std::string user_id = text_arg(fcinfo, 1, "ig_user_id");
-    std::vector<Row> rows;
+    std::optional<Datum> row;
+    MemoryContext fn_cxt = CurrentMemoryContext;
 
     with_spi([&] {
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
-        check_inbox_tables();
         auto account = account_by_id(account_id);
         if (!account)
             throw Error(ERRCODE_UNDEFINED_OBJECT,
@@ -168,17 +176,22 @@ IGID_FUNCTION(ig_resolve_profile)
                 note_account_stop(MyDatabaseId, stop);
                 require_account_usable(account_id);
             }
-        /* not read-only: it must see the upsert just made */
-        rows = spi_query("SELECT * FROM ig_identity.cache_row($1, $2)",
-                         {text_param(account_id), text_param(user_id)}, false);
+        /* as the cache's owner; a VOLATILE function, so it sees the upsert
+         * just made; copied out of SPI's memory, which SPI_finish frees */
+        auto d = cache_row(account_id, user_id);
+        if (d)
+            row = pg_call([&] {
+                MemoryContext old = MemoryContextSwitchTo(fn_cxt);
+                Datum copy = datumCopy(*d, false, -1);
+                MemoryContextSwitchTo(old);
+                return copy;
+            });
     });
 
-    if (rows.empty())
+    if (!row)
         throw Error(ERRCODE_NO_DATA_FOUND, "no identity is cached for this participant",
                     "The profile could not be fetched and nothing was known before.",
                     "Check ig_identity_status for the account's state.");
-    std::vector<OutValue> out;
-    for (auto &v : rows[0])
-        out.push_back(OutValue::of(v));
-    return composite_result(fcinfo, out);
+    /* the composite as it is: its timestamps never pass through text */
+    return *row;
 }

@@ -73,7 +73,6 @@ IGID_FUNCTION(ig_ingest_webhook)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
-        check_inbox_tables();
         for (auto &[account, a] : by_account) {
             total += (long long) a.mids.size();
             stored += store_messages({text_param(account), text_array_param(a.mids),
@@ -84,9 +83,7 @@ IGID_FUNCTION(ig_ingest_webhook)
             std::vector<bool> inbound;
             for (bool e : a.echo)
                 inbound.push_back(!e);
-            auto rows = spi_query("SELECT ig_identity.enqueue_participants($1, $2, $3, 'webhook')",
-                             {text_param(account), text_array_param(a.participants), bool_array_param(inbound)});
-            queued += std::stoll(rows.at(0).at(0).value_or("0"));
+            queued += enqueue_participants(account, a.participants, inbound, "webhook");
         }
     });
 

@@ -288,7 +288,7 @@ bool Worker::extension_ready()
 {
     auto rows = spi_query("SELECT e.extversion,"
                           "       pg_catalog.to_regprocedure('ig_identity._worker_claim(integer,interval)') IS NOT NULL"
-                          "  FROM pg_catalog.pg_extension e WHERE e.extname = 'ig_identity'",
+                          "  FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'ig_identity'",
                           {}, true);
     const char *dbname = pg_call([] { return get_database_name(MyDatabaseId); });
     const std::string db = dbname ? dbname : "?";
@@ -346,11 +346,11 @@ void Worker::record_pending_stops()
     });
     for (int i = 0; i < n; i++) {
         const PendingStop &s = stops[i];
-        spi_exec("SELECT ig_identity.record_account_event($1, $2, NULL, $3, $4, NULL, false, $5::timestamptz)",
+        spi_exec("SELECT ig_identity.record_account_event($1, $2, NULL, $3, $4, NULL, false, $5)",
                  {text_param(std::string(s.ig_account_id)), text_param(std::string(s.status)),
                   int4_param(s.error_code ? std::optional<int>(s.error_code) : std::nullopt),
                   text_param(s.error[0] ? Text(std::string(s.error)) : Text()),
-                  text_param(s.token_rotated_at[0] ? Text(std::string(s.token_rotated_at)) : Text())});
+                  timestamptz_us_param(s.token_rotated_at[0] ? Text(std::string(s.token_rotated_at)) : Text())});
     }
 }
 
@@ -512,7 +512,7 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
             apply_outcomes(outcomes);
         if (!events.empty())
             apply_account_events(events);
-        spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::float8), $2, $3, $4, $5)",
+        spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
                  {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
                   int4_param((int) c.targets.size()), jsonb_param(errors_json)});
     });
@@ -583,11 +583,8 @@ long Worker::cycle()
     phase_ = scan ? "queueing stale identities" : "reading the queue";
     unit_of_work(scan ? "queueing stale identities" : "reading the queue", [&] {
         if (scan) {
-            char stale[32];
-            snprintf(stale, sizeof stale, "%d seconds", settings.stale_after_s);
-            check_inbox_tables();
-            spi_exec("SELECT ig_identity._worker_queue_stale($1::pg_catalog.interval, $2)",
-                     {text_param(std::string(stale)), int4_param(kQueueStaleBatch)});
+            /* reads the cache as its owner (inbox.h) */
+            queue_stale(settings.stale_after_s, kQueueStaleBatch);
         }
         due_s = next_due_s();
     });
@@ -765,6 +762,12 @@ void ig_identity_worker_main(Datum main_arg)
     pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(igid::pg::settings.database, nullptr, 0);
+    /* The worker is a superuser: pin search_path before it runs any SQL, for
+     * the whole session.  PGC_S_OVERRIDE outranks ALTER DATABASE/ROLE SET
+     * (applied while connecting) and becomes the reset value too, so RESET
+     * cannot bring a database owner's path back; a function's own SET clause
+     * still applies inside that function (autovacuum pins it the same way). */
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     pgstat_report_appname("ig_identity worker");
     igid::pg::attach_shared();
 

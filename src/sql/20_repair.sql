@@ -4,7 +4,8 @@
 
 -- An inbox table of the extension's schema, or NULL when absent. Anything
 -- but a plain table under that name (a view, a partitioned table whose ctid
--- is not unique) is refused rather than guessed at.
+-- is not unique) is refused rather than guessed at, and so is a table with
+-- inheritance children: a parent's rows and its children's share ctids.
 CREATE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -29,6 +30,14 @@ BEGIN
             DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables only.',
                                         v_relkind),
             HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, then install ig_identity again.';
     END IF;
     RETURN v_oid::pg_catalog.regclass;
 END

@@ -9,92 +9,39 @@
 -- plpgsql bodies are resolved at call time, so they may name them.
 -- ---------------------------------------------------------------------------
 
--- Participants of a location worth refreshing: the other party of every
--- conversation and every sender/recipient of the last 30 days' messages,
--- never the business account itself.
--- Called before ig_identity reads the inbox tables with the extension
--- owner's rights (refresh targets, the webhook's queueing, the worker's
--- stale scan, ig_resolve_profile's answer).  Those reads run none of the
--- tables' owner's code, with two exceptions this refuses: a view (or
--- anything but a table) put in a table's place, whose functions would run
--- as the reader; and an index whose expression or predicate calls a
--- function that no superuser owns, which PostgreSQL may evaluate while
--- planning the read.  Writes are safe either way (they run as the owner).
-CREATE FUNCTION ig_identity.check_inbox_tables()
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN
-        SELECT c.oid::regclass AS rel, c.relkind
-          FROM pg_catalog.pg_class c
-         WHERE c.relnamespace = '@extschema@'::regnamespace
-           AND c.relname IN ('instagram_user_cache', 'instagram_conversations', 'instagram_messages')
-           AND c.relkind NOT IN ('r', 'p')
-    LOOP
-        RAISE EXCEPTION USING
-            ERRCODE = 'wrong_object_type',
-            MESSAGE = pg_catalog.format('inbox relation %s is not a table', r.rel),
-            DETAIL  = 'ig_identity reads and writes only plain or partitioned tables.',
-            HINT    = 'Restore the table, or run SELECT * FROM ig_identity_repair().';
-    END LOOP;
-    FOR r IN
-        SELECT DISTINCT i.indexrelid::regclass AS idx, p.oid::regprocedure AS fn
-          FROM pg_catalog.pg_class c
-          JOIN pg_catalog.pg_index i
-            ON i.indrelid = c.oid
-            OR i.indrelid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t)
-          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass
-                                     AND d.objid = i.indexrelid
-                                     AND d.refclassid = 'pg_catalog.pg_proc'::regclass
-          JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
-          JOIN pg_catalog.pg_roles o ON o.oid = p.proowner
-         WHERE c.relnamespace = '@extschema@'::regnamespace
-           AND c.relname IN ('instagram_user_cache', 'instagram_conversations', 'instagram_messages')
-           AND NOT o.rolsuper
-         ORDER BY 1, 2
-    LOOP
-        RAISE EXCEPTION USING
-            ERRCODE = 'insufficient_privilege',
-            MESSAGE = pg_catalog.format('index %s on an inbox table calls function %s, which no superuser owns',
-                                        r.idx, r.fn),
-            DETAIL  = 'PostgreSQL may run an index expression''s functions while planning a read, and ig_identity reads the inbox tables with its owner''s rights.',
-            HINT    = 'Drop the index, or have a superuser own the function.';
-    END LOOP;
-END
-$fn$;
+-- Reading the inbox tables.  Planning or running a read of a table can run
+-- code its owner attached to it: an expression in an index or an extended
+-- statistics object (folded while planning), a row-level security policy,
+-- a rule.  No list of such objects can be complete, so ig_identity reads an
+-- inbox table only as that table's owner, in a security-restricted
+-- operation, as it writes (inbox.cpp calls the readers below through fmgr
+-- that way).  Each reader touches one inbox table and nothing private, and
+-- returns a text[] (or one row) that the extension owner's side then uses.
 
-CREATE FUNCTION ig_identity.refresh_targets(p_location_id text)
-RETURNS TABLE (ig_account_id text, ig_user_id text)
-LANGUAGE sql STABLE
+-- The other party of an account's conversations.
+CREATE FUNCTION ig_identity.read_conversation_participants(p_ig_account_id text)
+RETURNS text[]
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH acc AS (
-        SELECT a.ig_account_id, a.self_igsid
-          FROM ig_identity.accounts a
-         WHERE a.location_id = p_location_id
-    ), ids AS (
-        SELECT c.ig_account_id, c.participant_igsid AS ig_user_id
-          FROM @extschema@.instagram_conversations c
-          JOIN acc ON acc.ig_account_id = c.ig_account_id
-        UNION
-        SELECT m.ig_account_id, u.id
-          FROM @extschema@.instagram_messages m
-          JOIN acc ON acc.ig_account_id = m.ig_account_id
-         CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
-         WHERE m.created_at >= pg_catalog.now() - interval '30 days'
-    )
-    SELECT ids.ig_account_id, ids.ig_user_id
-      FROM ids JOIN acc ON acc.ig_account_id = ids.ig_account_id
-     WHERE ids.ig_user_id IS NOT NULL
-       AND ids.ig_user_id <> ''
-       AND ids.ig_user_id NOT LIKE 'UNKNOWN\_%'
-       AND ids.ig_user_id <> acc.ig_account_id
-       AND ids.ig_user_id <> acc.self_igsid
-     ORDER BY 1, 2
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.participant_igsid), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.ig_account_id = p_ig_account_id
+       AND c.participant_igsid IS NOT NULL
+$$;
+
+-- Senders and recipients of an account's messages since p_since.
+CREATE FUNCTION ig_identity.read_message_participants(p_ig_account_id text, p_since timestamptz)
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.id), '{}')
+      FROM @extschema@.instagram_messages m
+     CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+     WHERE m.ig_account_id = p_ig_account_id
+       AND m.created_at >= p_since
+       AND u.id IS NOT NULL
 $$;
 
 -- Connected accounts with their credentials, for the fetcher.  Only
@@ -277,27 +224,40 @@ AS $$
     SELECT count(*) FILTER (WHERE inserted) FROM ins
 $$;
 
--- Queues participants for the worker.  Inbound messages (p_inbound) queue a
--- person whose profile needed consent (230): a new message from them is
--- exactly what makes a retry worthwhile.  Anyone without a good identity is
--- queued too.  Returns how many rows were queued.
+-- Which of these participants need a fetch, by the cache: anyone without a
+-- good identity, and, for an inbound message (p_inbound), a person whose
+-- profile needed consent (230): a new message from them is exactly what
+-- makes a retry worthwhile.  A reader (see above): runs as the cache's owner.
+CREATE FUNCTION ig_identity.read_identities_wanted(p_ig_account_id text, p_ig_user_ids text[],
+                                                   p_inbound boolean[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT s.ig_user_id), '{}')
+      FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
+      LEFT JOIN @extschema@.instagram_user_cache c
+             ON c.ig_account_id = p_ig_account_id AND c.ig_user_id = s.ig_user_id
+     WHERE s.ig_user_id IS NOT NULL
+       AND (c.ig_user_id IS NULL
+            OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
+            OR (s.inbound AND c.fetch_status = 'consent_required'))
+$$;
+
+-- Queues participants (chosen by read_identities_wanted) for the worker,
+-- never the account itself.  Returns how many rows were queued.
 CREATE FUNCTION ig_identity.enqueue_participants(p_ig_account_id text, p_ig_user_ids text[],
-                                                 p_inbound boolean[], p_reason text)
+                                                 p_reason text)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH want AS (
         SELECT DISTINCT s.ig_user_id
-          FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
+          FROM unnest(p_ig_user_ids) AS s(ig_user_id)
           JOIN ig_identity.accounts a ON a.ig_account_id = p_ig_account_id
-          LEFT JOIN @extschema@.instagram_user_cache c
-                 ON c.ig_account_id = p_ig_account_id AND c.ig_user_id = s.ig_user_id
          WHERE s.ig_user_id IS NOT NULL
            AND s.ig_user_id <> a.ig_account_id AND s.ig_user_id <> a.self_igsid
-           AND (c.ig_user_id IS NULL
-                OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
-                OR (s.inbound AND c.fetch_status = 'consent_required'))
     ), ins AS (
         INSERT INTO ig_identity.refresh_queue AS q (ig_account_id, ig_user_id, reason)
         SELECT p_ig_account_id, w.ig_user_id, p_reason FROM want w
@@ -338,17 +298,21 @@ CREATE TYPE @extschema@.ig_identity_profile AS (
 );
 
 -- One cache row in that shape (named columns, not the table's row type,
--- which does not exist yet while a restore runs this script).
+-- which does not exist yet while a restore runs this script), NULL when
+-- there is none.  A reader (see above): runs as the cache's owner, so the
+-- display name is worked out here (as ig_display_name does) from the row.
 CREATE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
-RETURNS SETOF @extschema@.ig_identity_profile
-LANGUAGE sql STABLE
+RETURNS @extschema@.ig_identity_profile
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
            c.last_error_code, c.last_fetched_at,
-           @extschema@.ig_display_name(c.ig_account_id, c.ig_user_id)
+           COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
+                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))
       FROM @extschema@.instagram_user_cache c
      WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
+     LIMIT 1
 $$;
 
 -- The fetch functions run as their caller (the app's triggers on the inbox

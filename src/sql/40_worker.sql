@@ -74,33 +74,80 @@ $$;
 -- stays old, so queueing them here would ask again at every scan.  Rows
 -- already queued stay as they are.  At most p_limit per call; returns how
 -- many were queued.
-CREATE FUNCTION ig_identity._worker_queue_stale(p_stale_after interval, p_limit int)
-RETURNS bigint
+-- The sweep runs in three steps, so that the cache is read only as its
+-- owner (see read_conversation_participants): the accounts it may queue
+-- for, with how many of their rows are queued already (extension owner);
+-- the cache's candidates (read_stale_identities, cache owner); and the
+-- queueing itself (_worker_queue_stale, extension owner).
+CREATE FUNCTION ig_identity._worker_stale_accounts()
+RETURNS TABLE (ig_account_id text, self_igsid text, queued bigint)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH a AS (
-        SELECT a.ig_account_id, a.self_igsid
-          FROM ig_identity.accounts a
-         WHERE a.status IN ('active', 'paused')
-           AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
-           AND (a.status = 'active' OR a.paused_until IS NOT NULL)
-    ), due AS (
+    SELECT a.ig_account_id, a.self_igsid,
+           (SELECT pg_catalog.count(*) FROM ig_identity.refresh_queue q
+             WHERE q.ig_account_id = a.ig_account_id)
+      FROM ig_identity.accounts a
+     WHERE a.status IN ('active', 'paused')
+       AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+       AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+     ORDER BY a.ig_account_id
+$$;
+
+-- The cache's stale rows of these accounts, oldest first, at most p_limit:
+-- (account, user, reason) triples, flattened.  A reader: runs as the
+-- cache's owner.
+CREATE FUNCTION ig_identity.read_stale_identities(p_ig_account_ids text[], p_self_igsids text[],
+                                                  p_stale_after_s int, p_limit int)
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH due AS (
         SELECT c.ig_account_id, c.ig_user_id,
-               CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason
+               CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason,
+               pg_catalog.row_number() OVER (ORDER BY c.last_fetched_at NULLS FIRST) AS ord
           FROM @extschema@.instagram_user_cache c
-          JOIN a ON a.ig_account_id = c.ig_account_id
+          JOIN unnest(p_ig_account_ids, p_self_igsids) AS a(ig_account_id, self_igsid)
+            ON a.ig_account_id = c.ig_account_id
          WHERE c.ig_user_id <> a.ig_account_id
            AND c.ig_user_id IS DISTINCT FROM a.self_igsid
            AND c.fetch_status IS DISTINCT FROM 'consent_required'
            AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
            AND (c.last_fetched_at IS NULL
-                OR c.last_fetched_at < pg_catalog.now() - p_stale_after
+                OR c.last_fetched_at < pg_catalog.now() - pg_catalog.make_interval(secs => p_stale_after_s)
                 OR (c.username IS NULL AND c.fetch_status = 'ok'))
+         ORDER BY c.last_fetched_at NULLS FIRST
+         LIMIT p_limit
+    )
+    SELECT COALESCE(pg_catalog.array_agg(v.x ORDER BY d.ord, v.k), '{}')
+      FROM due d
+     CROSS JOIN LATERAL (VALUES (1, d.ig_account_id), (2, d.ig_user_id), (3, d.reason)) AS v(k, x)
+$$;
+
+-- Queues the first p_limit of those candidates that are not queued yet,
+-- for accounts the sweep may still queue for.  Returns how many it queued.
+CREATE FUNCTION ig_identity._worker_queue_stale(p_candidates text[], p_limit int)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH cand AS (
+        SELECT p_candidates[3 * i - 2] AS ig_account_id, p_candidates[3 * i - 1] AS ig_user_id,
+               p_candidates[3 * i] AS reason, i
+          FROM pg_catalog.generate_series(1, COALESCE(pg_catalog.cardinality(p_candidates), 0) / 3) AS i
+    ), due AS (
+        SELECT c.ig_account_id, c.ig_user_id, c.reason
+          FROM cand c
+          JOIN ig_identity._worker_stale_accounts() a ON a.ig_account_id = c.ig_account_id
+         WHERE c.ig_user_id IS NOT NULL
+           AND c.ig_user_id <> a.ig_account_id
+           AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND c.reason IN ('new', 'stale')
            AND NOT EXISTS (SELECT 1 FROM ig_identity.refresh_queue q
                             WHERE q.ig_account_id = c.ig_account_id
                               AND q.ig_user_id = c.ig_user_id)
-         ORDER BY c.last_fetched_at NULLS FIRST
+         ORDER BY c.i
          LIMIT p_limit
     ), ins AS (
         INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
@@ -131,7 +178,9 @@ $$;
 
 REVOKE ALL ON FUNCTION ig_identity._worker_claim(int, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ig_identity._worker_release(text[], text[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ig_identity._worker_queue_stale(interval, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_stale_accounts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_stale_identities(text[], text[], int, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._worker_queue_stale(text[], int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ig_identity._worker_next_due() FROM PUBLIC;
 
 -- Wake the worker when a transaction that queued work commits, never on
