@@ -4,6 +4,7 @@
  */
 #include "pg/boundary.h"
 #include "pg/settings.h"
+#include "pg/test_hook.h"
 #include "pg/worker.h"
 
 extern "C" {
@@ -16,6 +17,8 @@ void _PG_init(void);
 
 void _PG_init(void)
 {
+    /* before define_settings, which reserves the ig_identity prefix */
+    igid::pg::define_test_hook();
     igid::pg::define_settings();
     igid::pg::init_worker();
 }
