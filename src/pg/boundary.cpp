@@ -21,6 +21,22 @@ const char *PgError::what() const noexcept
 
 namespace detail {
 
+/* Where caught errors are copied (see boundary.h). */
+static MemoryContext caught_cxt = nullptr;
+/* IGID_FUNCTION calls in progress, +1 while the worker holds its errors. */
+static int boundary_depth = 0;
+
+void hold_caught_errors()
+{
+    boundary_depth++;
+}
+
+void forget_caught_errors()
+{
+    if (caught_cxt != nullptr)
+        MemoryContextReset(caught_cxt);
+}
+
 void run_guarded(void (*fn)(void *), void *arg)
 {
     MemoryContext volatile caller_cxt = CurrentMemoryContext;
@@ -28,15 +44,21 @@ void run_guarded(void (*fn)(void *), void *arg)
 
     PG_TRY();
     {
+        /* created on first use, under PG_TRY: creating it may fail too */
+        if (caught_cxt == nullptr)
+            caught_cxt = AllocSetContextCreate(TopMemoryContext, "ig_identity caught errors",
+                                               ALLOCSET_SMALL_SIZES);
         fn(arg);
     }
     PG_CATCH();
     {
-        /* CopyErrorData must not run in ErrorContext; keep the copy in the
-         * caller's context, which outlives the C++ unwinding that follows. */
-        MemoryContextSwitchTo(caller_cxt);
+        /* CopyErrorData must not run in ErrorContext, nor in a context fn
+         * may have deleted (a failed COMMIT after SPI_finish): copy into the
+         * caught-error context, which outlives the C++ unwinding after. */
+        MemoryContextSwitchTo(caught_cxt != nullptr ? caught_cxt : TopMemoryContext);
         edata = CopyErrorData();
         FlushErrorState();
+        MemoryContextSwitchTo(caller_cxt);
     }
     PG_END_TRY();
 
@@ -66,7 +88,18 @@ Datum call_boundary(Datum (*impl)(FunctionCallInfo), FunctionCallInfo fcinfo)
 {
     CaughtError caught;
 
+    /* Outermost call: no C++ frame holds a PgError, the old copies can go. */
+    if (boundary_depth == 0)
+        forget_caught_errors();
+    /* Counted down on every way out: a normal return, and before the
+     * re-raise below (no longjmp passes this frame without it). */
+    struct Depth {
+        Depth() { boundary_depth++; }
+        ~Depth() { boundary_depth--; }
+    };
+
     try {
+        Depth depth;
         return impl(fcinfo);
     } catch (const PgError &e) {
         caught.kind = CaughtError::POSTGRES;

@@ -38,7 +38,7 @@ public:
     const char *what() const noexcept override;
 
 private:
-    ErrorData *edata_; /* palloc'd in the context that called pg_call() */
+    ErrorData *edata_; /* in the caught-error context (see detail::caught_errors) */
 };
 
 /* An error raised from C++ that should reach the client as a proper
@@ -59,8 +59,21 @@ private:
 };
 
 namespace detail {
-/* Runs fn(arg) under PG_TRY; throws PgError if it raised an ERROR. */
+/* Runs fn(arg) under PG_TRY; throws PgError if it raised an ERROR.  fn may
+ * delete the memory context that was current when it started (SPI_finish
+ * deletes "SPI Proc", a failed commit leaves none): the error is copied into
+ * the caught-error context, never into the caller's. */
 void run_guarded(void (*fn)(void *), void *arg);
+/*
+ * Every PgError's ErrorData lives in one context under TopMemoryContext, so
+ * it outlives whatever the failed call freed.  It is emptied when the
+ * outermost IGID_FUNCTION is entered (no C++ frame can hold a PgError then)
+ * and, in the worker, which is never inside an IGID_FUNCTION, at the start
+ * of each pass: hold_caught_errors() tells call_boundary not to empty it, and
+ * forget_caught_errors() empties it.
+ */
+void hold_caught_errors();
+void forget_caught_errors();
 /* Calls impl(fcinfo), catching every exception and re-raising it with
  * ereport() once no C++ frame is left to unwind. */
 Datum call_boundary(Datum (*impl)(FunctionCallInfo), FunctionCallInfo fcinfo);

@@ -6,6 +6,7 @@
 #include "pg/compat.h"
 #include "pg/graph_settings.h"
 #include "pg/settings.h"
+#include "pg/test_hook.h"
 #include "pg/worker.h"
 
 extern "C" {
@@ -20,6 +21,7 @@ void _PG_init(void)
 {
     /* before define_settings(), which reserves the ig_identity prefix */
     igid::pg::define_graph_settings();
+    igid::pg::define_test_hook();
     igid::pg::define_settings();
     igid::pg::init_worker();
 }

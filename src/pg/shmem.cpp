@@ -90,7 +90,7 @@ WorkerShared worker_shmem_snapshot()
     return copy;
 }
 
-bool wake_worker(Oid dboid)
+bool wake_worker(Oid dboid, bool sweep)
 {
     if (shared == nullptr)
         return false;
@@ -104,6 +104,8 @@ bool wake_worker(Oid dboid)
     if (wake) {
         shared->wakeups++;
         shared->wake_requested = true;
+        if (sweep)
+            shared->sweep_requested = true;
     }
     SpinLockRelease(&shared->mutex);
 
@@ -136,28 +138,55 @@ bool note_account_stop(Oid dboid, const PendingStop &stop)
     return stored && wake_worker(dboid);
 }
 
-int take_account_stops(Oid dboid, PendingStop (&out)[kPendingStops])
+int peek_account_stops(Oid dboid, PendingStop (&out)[kPendingStops])
 {
     int n = 0;
     if (shared == nullptr)
         return 0;
     SpinLockAcquire(&shared->mutex);
     for (int i = 0; i < kPendingStops; i++)
-        if (shared->pending_stops[i].used && shared->pending_stops[i].database == dboid) {
+        if (shared->pending_stops[i].used && shared->pending_stops[i].database == dboid)
             out[n++] = shared->pending_stops[i];
-            shared->pending_stops[i].used = false;
-        }
     SpinLockRelease(&shared->mutex);
     return n;
 }
 
-bool take_wake_request()
+/* Whether two stops say the same thing (field by field: no padding). */
+static bool same_stop(const PendingStop &a, const PendingStop &b)
 {
+    return a.database == b.database && a.error_code == b.error_code &&
+           strcmp(a.ig_account_id, b.ig_account_id) == 0 && strcmp(a.status, b.status) == 0 &&
+           strcmp(a.error, b.error) == 0 && strcmp(a.token_rotated_at, b.token_rotated_at) == 0;
+}
+
+void forget_account_stops(Oid dboid, const PendingStop *stops, int n)
+{
+    if (shared == nullptr || n <= 0)
+        return;
+    SpinLockAcquire(&shared->mutex);
+    for (int i = 0; i < kPendingStops; i++) {
+        PendingStop &slot = shared->pending_stops[i];
+        if (!slot.used || slot.database != dboid)
+            continue;
+        for (int j = 0; j < n; j++)
+            if (same_stop(slot, stops[j])) {
+                slot.used = false;
+                break;
+            }
+    }
+    SpinLockRelease(&shared->mutex);
+}
+
+bool take_wake_request(bool *sweep)
+{
+    *sweep = false;
     if (shared == nullptr)
         return false;
     SpinLockAcquire(&shared->mutex);
     bool requested = shared->wake_requested;
+    *sweep = shared->sweep_requested;
     shared->wake_requested = false;
+    shared->sweep_requested = false;
     SpinLockRelease(&shared->mutex);
     return requested;
 }

@@ -48,6 +48,8 @@ struct WorkerShared {
     int procno;          /* PGPROC number whose latch wakes the worker */
     Oid database;        /* database the worker serves */
     bool wake_requested; /* a backend asked for a cycle since the last one */
+    bool sweep_requested; /* ... and ig_identity_wakeup() asked for the stale sweep */
+    bool database_missing; /* ig_identity.database did not exist at the last try */
     /* what it has done since the server started */
     TimestampTz started_at;
     TimestampTz last_cycle_start;
@@ -77,19 +79,24 @@ void request_worker_shmem();
  * (InvalidOid: any database), and notes that a cycle was asked for.
  * Returns whether a worker was found.  Safe in a commit callback: takes a
  * spinlock, never raises an error. */
-bool wake_worker(Oid dboid);
+bool wake_worker(Oid dboid, bool sweep = false);
 
 /* For a backend: leaves an account stop for the worker to record and wakes
  * it. Returns false when no worker can take it (not preloaded, or all slots
  * taken). Takes a spinlock, never raises an error. */
 bool note_account_stop(Oid dboid, const PendingStop &stop);
 
-/* For the worker: the stops left for database dboid, removed from shared
- * memory (copied out under the lock; at most kPendingStops). */
-int take_account_stops(Oid dboid, PendingStop (&out)[kPendingStops]);
+/* For the worker: the stops left for database dboid, copied out under the
+ * lock (at most kPendingStops); they stay until forget_account_stops. */
+int peek_account_stops(Oid dboid, PendingStop (&out)[kPendingStops]);
 
-/* For the worker: whether a cycle was asked for since the last call.
- * Other latch sets (signals, sinval catch-up) are not requests. */
-bool take_wake_request();
+/* For the worker, once the transaction that recorded them has committed:
+ * removes those stops, unless a backend replaced one meanwhile. */
+void forget_account_stops(Oid dboid, const PendingStop *stops, int n);
+
+/* For the worker: whether a cycle was asked for since the last call, and in
+ * *sweep whether ig_identity_wakeup() asked for the stale sweep too.  Other
+ * latch sets (signals, sinval catch-up) are not requests. */
+bool take_wake_request(bool *sweep);
 
 } // namespace igid::pg

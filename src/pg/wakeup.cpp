@@ -76,7 +76,7 @@ IGID_FUNCTION(ig_identity_wake_worker_at_commit)
 
 /*
  * ig_identity_wakeup(): pokes the worker now (no need to wait for a commit)
- * and says whether a worker serving this database was found, explaining why
+ * for a whole cycle, the stale sweep included, and says whether a worker serving this database was found, explaining why
  * not when it was not.
  */
 IGID_FUNCTION(ig_identity_wakeup)
@@ -94,7 +94,8 @@ IGID_FUNCTION(ig_identity_wakeup)
         PG_RETURN_BOOL(false);
     }
 
-    if (wake_worker(MyDatabaseId))
+    /* a whole cycle, the stale sweep included */
+    if (wake_worker(MyDatabaseId, /* sweep */ true))
         PG_RETURN_BOOL(true);
 
     WorkerShared s = worker_shmem_snapshot();

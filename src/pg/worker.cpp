@@ -28,6 +28,7 @@
 #include "pg/settings.h"
 #include "pg/shmem.h"
 #include "pg/spi.h"
+#include "pg/test_hook.h"
 
 
 extern "C" {
@@ -143,6 +144,35 @@ void check_shutdown()
         throw ShutdownRequested{};
 }
 
+/*
+ * SIGTERM while the worker runs SQL, or waits: PostgreSQL's own die(), so a
+ * lock wait, a long statement or the idle wait ends with the usual FATAL
+ * "terminating background worker ... due to administrator command" (and exit
+ * status 1: the postmaster starts a new worker after bgw_restart_time, except
+ * at shutdown).  The rows this worker leased are claimable again at once,
+ * since its pid is gone.  This is the worker's default handler.
+ */
+void sql_signals()
+{
+    pqsignal(SIGTERM, die);
+}
+
+/*
+ * SIGTERM while fetching: only a flag, seen by the progress callback within
+ * ~100 ms, so what was fetched is saved and the rest given back before the
+ * worker exits.  A die() that arrived just before the switch is taken now,
+ * before any row is fetched.
+ */
+void fetch_signals()
+{
+    pg_call([] { CHECK_FOR_INTERRUPTS(); });
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    if (ProcDiePending) {
+        ProcDiePending = false;
+        ShutdownRequestPending = true;
+    }
+}
+
 /* Milliseconds from one timestamp to another (negative if earlier). */
 long ms_between(TimestampTz from, TimestampTz to)
 {
@@ -160,6 +190,12 @@ double epoch_seconds(TimestampTz t)
  * activity; f runs inside; then closed in reverse and the statistics
  * reported.  If f throws, the transaction stays open for the caller's error
  * path to abort.
+ *
+ * SPI_finish deletes "SPI Proc", the context current inside f, so the commit
+ * runs in its own pg_call entered from cycle_cxt: an error at COMMIT (a
+ * deferred trigger, a serialization failure) is caught with a live context
+ * to return to.  SIGTERM is PostgreSQL's die() here (see sql_signals), so a
+ * lock wait or a long statement ends at once.
  */
 template <typename F>
 void unit_of_work(const char *activity, F &&f)
@@ -175,10 +211,15 @@ void unit_of_work(const char *activity, F &&f)
     pg_call([] {
         PopActiveSnapshot();
         SPI_finish_checked();
+        MemoryContextSwitchTo(cycle_cxt);
+    });
+    pg_call([] {
         CommitTransactionCommand();
+        MemoryContextSwitchTo(cycle_cxt);
+    });
+    pg_call([] {
         pgstat_report_stat(false);
         pgstat_report_activity(STATE_IDLE, nullptr);
-        MemoryContextSwitchTo(cycle_cxt);
     });
 }
 
@@ -202,7 +243,7 @@ private:
     void note_version(const std::string &version, const std::string &db);
     void wait_cause(const std::string &cause, const std::string &hint);
     Claim claim();
-    void record_pending_stops();
+    int record_pending_stops(PendingStop (&stops)[kPendingStops]);
     void fetch_and_apply(Claim &claim);
     void apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
                const Claim &claim, TimestampTz started);
@@ -214,6 +255,8 @@ private:
 
     std::string waiting_cause_;         /* last "why idle" line logged, "" if none */
     std::string version_noted_;         /* older extension version last logged */
+    std::string failure_cause_;         /* last failure logged as a WARNING, "" if none */
+    bool sweep_requested_ = false;      /* ig_identity_wakeup(): run the stale sweep too */
     int consecutive_failures_ = 0;
     TimestampTz last_stale_scan_ = 0;
     std::vector<Target> leased_;        /* claimed, not yet settled */
@@ -236,19 +279,27 @@ void Worker::report_failure(ErrorData *edata, const std::string &message)
     record_error(message);
     const char *phase = phase_;
     const char *text = message.c_str();
+    /* once per distinct cause: the same failure again is only DEBUG1 until
+     * a cycle succeeds or the cause changes (the counters still count it) */
+    std::string cause = std::string(phase) + "\n" + message;
+    if (edata != nullptr)
+        cause += "\n" + std::to_string(edata->sqlerrcode);
+    const bool repeated = cause == failure_cause_;
+    failure_cause_ = cause;
     try {
-        pg_call([edata, phase, text] {
+        pg_call([edata, phase, text, repeated] {
             ErrorContextCallback cb;
             cb.callback = cycle_error_context;
             cb.arg = const_cast<char *>(phase);
             cb.previous = error_context_stack;
             error_context_stack = &cb;
+            const int level = repeated ? DEBUG1 : WARNING;
             if (edata != nullptr) {
-                edata->elevel = WARNING;
+                edata->elevel = level;
                 ThrowErrorData(edata);
             } else {
-                ereport(WARNING, (errcode(ERRCODE_INTERNAL_ERROR),
-                                  errmsg("ig_identity worker cycle failed: %s", text)));
+                ereport(level, (errcode(ERRCODE_INTERNAL_ERROR),
+                                errmsg("ig_identity worker cycle failed: %s", text)));
             }
             error_context_stack = cb.previous;
         });
@@ -335,11 +386,12 @@ void Worker::note_version(const std::string &version, const std::string &db)
 
 /* Records the account stops that backends learned in transactions that then
  * failed (see PendingStop), through the same path as any account event, so
- * a token rotated meanwhile voids them.  Runs inside a transaction. */
-void Worker::record_pending_stops()
+ * a token rotated meanwhile voids them.  Runs inside a transaction; the stops
+ * stay in shared memory until it has committed (forget_account_stops), so a
+ * failed claim or commit loses none.  Returns how many it copied to stops. */
+int Worker::record_pending_stops(PendingStop (&stops)[kPendingStops])
 {
-    PendingStop stops[kPendingStops];
-    const int n = take_account_stops(MyDatabaseId, stops);
+    const int n = peek_account_stops(MyDatabaseId, stops);
     /* account rows are locked in id order on every path (see pause_app_wide) */
     std::sort(stops, stops + n, [](const PendingStop &a, const PendingStop &b) {
         return strcmp(a.ig_account_id, b.ig_account_id) < 0;
@@ -352,6 +404,7 @@ void Worker::record_pending_stops()
                   text_param(s.error[0] ? Text(std::string(s.error)) : Text()),
                   timestamptz_us_param(s.token_rotated_at[0] ? Text(std::string(s.token_rotated_at)) : Text())});
     }
+    return n;
 }
 
 /* Step 1: leases due rows and reads their accounts' credentials.  Runs inside
@@ -379,10 +432,11 @@ Claim Worker::claim()
 }
 
 /* Seconds until the queue has a claimable row, or -1 for none.  Runs inside a
- * transaction. */
+ * transaction, after the stale sweep: not read-only, so SPI takes a new
+ * snapshot that sees the rows the sweep just queued. */
 double Worker::next_due_s()
 {
-    auto rows = spi_query("SELECT ig_identity._worker_next_due()", {}, true);
+    auto rows = spi_query("SELECT ig_identity._worker_next_due()", {}, false);
     if (rows.empty() || !rows[0][0])
         return -1;
     return std::stod(*rows[0][0]);
@@ -446,7 +500,10 @@ void Worker::fetch_and_apply(Claim &c)
         /* Stop early enough to apply and release before the lease runs out. */
         const auto deadline = std::chrono::steady_clock::now() +
                               std::chrono::seconds(std::max(10, lease_seconds() - 30));
+        /* between network waits: the wait event is "Extension" while curl
+         * waits, none while this runs */
         auto progress = [deadline] {
+            pgstat_report_wait_end();
             if (!PostmasterIsAlive())
                 proc_exit(1);
             if (ShutdownRequestPending)
@@ -454,6 +511,7 @@ void Worker::fetch_and_apply(Claim &c)
             pg_call([] { CHECK_FOR_INTERRUPTS(); });
             if (std::chrono::steady_clock::now() > deadline)
                 throw StopFetch{StopFetch::lease_ending};
+            pgstat_report_wait_start(PG_WAIT_EXTENSION);
         };
         auto sink = [&outcomes](std::vector<FetchOutcome> &&batch) {
             const int got = (int) batch.size();
@@ -461,9 +519,13 @@ void Worker::fetch_and_apply(Claim &c)
                 outcomes.push_back(std::move(o));
             update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
         };
+        fetch_signals();
         try {
+            pgstat_report_wait_start(PG_WAIT_EXTENSION);
             events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
+            pgstat_report_wait_end();
         } catch (const StopFetch &stop) {
+            pgstat_report_wait_end();
             stopped_for_shutdown = stop.why == StopFetch::shutdown;
             if (!stopped_for_shutdown) {
                 long secs = lease_seconds();
@@ -474,6 +536,8 @@ void Worker::fetch_and_apply(Claim &c)
                 });
             }
         }
+        pgstat_report_wait_end();
+        sql_signals();
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
         pgstat_report_activity(STATE_IDLE, nullptr);
     }
@@ -559,14 +623,19 @@ long Worker::cycle()
     Claim c;
     double due_s = -1;
 
+    PendingStop stops[kPendingStops];
+    int nstops = 0;
     phase_ = "claiming refresh queue";
     unit_of_work("claiming refresh queue", [&] {
         ready = extension_ready();
         if (!ready)
             return;
-        record_pending_stops();
+        nstops = record_pending_stops(stops);
+        test_hook_error("claim");
         c = claim();
     });
+    /* committed: now the recorded stops may leave shared memory */
+    forget_account_stops(MyDatabaseId, stops, nstops);
     if (!ready)
         return settings.refresh_interval_s * 1000L;
     update_shared([start](WorkerShared &s) { s.last_cycle_start = start; });
@@ -578,8 +647,10 @@ long Worker::cycle()
     }
     check_shutdown();
 
-    /* Step 4 once per refresh_interval; the queue's next due time always. */
-    const bool scan = ms_between(last_stale_scan_, GetCurrentTimestamp()) >= settings.refresh_interval_s * 1000L;
+    /* Step 4 once per refresh_interval and when ig_identity_wakeup() asked;
+     * the queue's next due time always. */
+    const bool scan = sweep_requested_ ||
+                      ms_between(last_stale_scan_, GetCurrentTimestamp()) >= settings.refresh_interval_s * 1000L;
     phase_ = scan ? "queueing stale identities" : "reading the queue";
     unit_of_work(scan ? "queueing stale identities" : "reading the queue", [&] {
         if (scan) {
@@ -588,8 +659,10 @@ long Worker::cycle()
         }
         due_s = next_due_s();
     });
-    if (scan)
+    if (scan) {
         last_stale_scan_ = GetCurrentTimestamp();
+        sweep_requested_ = false;
+    }
 
     const TimestampTz end = GetCurrentTimestamp();
     update_shared([end](WorkerShared &s) {
@@ -606,7 +679,11 @@ long Worker::cycle()
  */
 long Worker::pass()
 {
-    pg_call([] { MemoryContextSwitchTo(cycle_cxt); });
+    pg_call([] {
+        MemoryContextSwitchTo(cycle_cxt);
+        /* the last pass's PgErrors are logged and gone */
+        detail::forget_caught_errors();
+    });
     ErrorData *edata = nullptr;
     std::string message;
     long wait_ms = 0;
@@ -614,6 +691,13 @@ long Worker::pass()
     bool shutdown = false;
     try {
         wait_ms = cycle();
+        if (!failure_cause_.empty()) {
+            const int n = consecutive_failures_;
+            pg_call([n] {
+                ereport(LOG, (errmsg("ig_identity worker cycle succeeded after %d failed cycles", n)));
+            });
+            failure_cause_.clear();
+        }
         consecutive_failures_ = 0;
     } catch (const ShutdownRequested &) {
         shutdown = true;
@@ -673,6 +757,8 @@ long Worker::pass()
 int Worker::run()
 {
     const char *db = settings.database;
+    /* never inside an IGID_FUNCTION: its PgErrors are freed by pass() */
+    detail::hold_caught_errors();
     pg_call([db] {
         cycle_cxt = AllocSetContextCreate(TopMemoryContext, "ig_identity worker cycle", ALLOCSET_DEFAULT_SIZES);
         ereport(LOG, (errmsg("ig_identity worker started for database \"%s\"", db)));
@@ -700,8 +786,11 @@ int Worker::run()
          * or after a reload (the interval may have changed); other latch
          * sets (signals, catch-up interrupts) just resume the wait. */
         bool due = GetCurrentTimestamp() >= next_pass;
-        if (take_wake_request())
+        bool sweep = false;
+        if (take_wake_request(&sweep))
             due = true;
+        if (sweep)
+            sweep_requested_ = true;
         if (ConfigReloadPending) {
             ConfigReloadPending = false;
             pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
@@ -720,7 +809,10 @@ int Worker::run()
         AbortCurrentTransaction();
         ereport(LOG, (errmsg("ig_identity worker shutting down")));
     });
-    return 0;
+    /* status 1: the postmaster starts a new worker after bgw_restart_time
+     * (pg_terminate_backend, DROP DATABASE ... WITH (FORCE)); at server
+     * shutdown it starts none */
+    return 1;
 }
 
 } // namespace
@@ -759,7 +851,7 @@ void init_worker()
 void ig_identity_worker_main(Datum main_arg)
 {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(igid::pg::settings.database, nullptr, 0);
     /* The worker is a superuser: pin search_path before it runs any SQL, for
