@@ -257,6 +257,7 @@ private:
     std::string version_noted_;         /* older extension version last logged */
     std::string failure_cause_;         /* last failure logged as a WARNING, "" if none */
     bool sweep_requested_ = false;      /* ig_identity_wakeup(): run the stale sweep too */
+    bool can_sweep_ = true;             /* the database's version has the owner-rights sweep */
     int consecutive_failures_ = 0;
     TimestampTz last_stale_scan_ = 0;
     std::vector<Target> leased_;        /* claimed, not yet settled */
@@ -338,7 +339,8 @@ void Worker::wait_cause(const std::string &cause, const std::string &hint)
 bool Worker::extension_ready()
 {
     auto rows = spi_query("SELECT e.extversion,"
-                          "       pg_catalog.to_regprocedure('ig_identity._worker_claim(integer,interval)') IS NOT NULL"
+                          "       pg_catalog.to_regprocedure('ig_identity._worker_claim(integer,interval)') IS NOT NULL,"
+                          "       pg_catalog.to_regprocedure('ig_identity._worker_stale_accounts()') IS NOT NULL"
                           "  FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'ig_identity'",
                           {}, true);
     const char *dbname = pg_call([] { return get_database_name(MyDatabaseId); });
@@ -355,6 +357,11 @@ bool Worker::extension_ready()
                    "Run ALTER EXTENSION ig_identity UPDATE in that database.");
         return false;
     }
+    /* 1.0's sweep read the cache with the extension owner's rights behind a
+     * guard with gaps; this library sweeps only through the per-owner
+     * readers that 1.1 brings, so a 1.0 database gets no sweep until it is
+     * updated (queued rows are still refreshed). */
+    can_sweep_ = rows[0][2].value_or("f") == "t";
     note_version(rows[0][0].value_or("?"), db);
     if (!waiting_cause_.empty()) {
         waiting_cause_.clear();
@@ -379,7 +386,8 @@ void Worker::note_version(const std::string &version, const std::string &db)
     pg_call([v, d] {
         ereport(LOG, (errmsg("ig_identity worker: database \"%s\" has ig_identity version %s; this library is %s",
                              d, v, IGID_EXTVERSION),
-                      errdetail("The worker goes on serving it with what version %s provides.", v),
+                      errdetail("The worker goes on refreshing the identities queued there, but does not "
+                                "queue stale ones until the extension is updated."),
                       errhint("Run ALTER EXTENSION ig_identity UPDATE in that database.")));
     });
 }
@@ -653,7 +661,7 @@ long Worker::cycle()
                       ms_between(last_stale_scan_, GetCurrentTimestamp()) >= settings.refresh_interval_s * 1000L;
     phase_ = scan ? "queueing stale identities" : "reading the queue";
     unit_of_work(scan ? "queueing stale identities" : "reading the queue", [&] {
-        if (scan) {
+        if (scan && can_sweep_) {
             /* reads the cache as its owner (inbox.h) */
             queue_stale(settings.stale_after_s, kQueueStaleBatch);
         }
