@@ -23,7 +23,7 @@ override with_llvm = no
 PG_CPPFLAGS = -Isrc
 PG_CXXFLAGS = -std=c++17 -fPIC -MMD -MP -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register $(IGID_EXTRA_CXXFLAGS)
-SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson) -lstdc++
+SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson libcrypto) -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
