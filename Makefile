@@ -50,7 +50,7 @@ PG_CXXFLAGS = -std=c++17 -fPIC -MMD -MP -Wall -Wextra -Wno-unused-parameter \
 ifdef IGID_WERROR
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson) -lstdc++
+SHLIB_LINK  = $(shell pkg-config --libs libcurl jansson libcrypto) -lstdc++
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

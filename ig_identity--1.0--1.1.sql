@@ -371,6 +371,16 @@ BEGIN
     RETURN v_result;
 END
 $fn$;
+-- Checks Meta's X-Hub-Signature-256 header against the raw request body
+-- (HMAC-SHA256 with the app secret, constant-time compare).  Pure function of
+-- its arguments; it reads no table, so PUBLIC may call it.
+CREATE FUNCTION @extschema@.ig_verify_webhook_signature(raw_body bytea, signature_header text, app_secret text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_verify_webhook_signature';
+COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) IS
+    'true when signature_header is sha256=<hex HMAC-SHA256(app_secret, raw_body)>; verify the raw body before parsing it';
 -- ==== end of issue 14 ====
 
 

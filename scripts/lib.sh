@@ -27,7 +27,7 @@ PYTHON=/usr/bin/python3   # Debian's, readable by the postgres user
 PG_USER=postgres
 
 DEPS=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
-      libcurl4-openssl-dev libjansson-dev libgtest-dev libipc-run-perl
+      libcurl4-openssl-dev libjansson-dev libssl-dev libgtest-dev libipc-run-perl
       g++ make cmake pkg-config clang libclang-rt-14-dev python3)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

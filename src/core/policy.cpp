@@ -32,7 +32,8 @@ Action classify_graph_error(const GraphError &e) {
     // 230 sits inside the 200–299 permission range but has its own row.
     if (c == 230)
         return act(ActionKind::consent_required);
-    if (c == 10 || (c >= 200 && c <= 299))
+    // 3 ("API method"): Meta files it with permissions, a capability the app lacks.
+    if (c == 3 || c == 10 || (c >= 200 && c <= 299))
         return act(ActionKind::permission_error);
     if (is_code_or_subcode(e, 368) || is_code_or_subcode(e, 36103))
         return act(ActionKind::policy_block);

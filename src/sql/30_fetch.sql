@@ -341,6 +341,17 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
 REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
 
+-- Checks Meta's X-Hub-Signature-256 header against the raw request body
+-- (HMAC-SHA256 with the app secret, constant-time compare).  Pure function of
+-- its arguments; it reads no table, so PUBLIC may call it.
+CREATE FUNCTION @extschema@.ig_verify_webhook_signature(raw_body bytea, signature_header text, app_secret text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_verify_webhook_signature';
+COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) IS
+    'true when signature_header is sha256=<hex HMAC-SHA256(app_secret, raw_body)>; verify the raw body before parsing it';
+
 CREATE FUNCTION @extschema@.ig_sync_inbox(location_id text)
 RETURNS TABLE (conversations int, messages int, identities int, api_calls int)
 LANGUAGE c VOLATILE

@@ -29,7 +29,7 @@ for i in "${!targets[@]}"; do
     t=${targets[$i]}
     bin="$out/fuzz_$t"
     if ! clang++ -std=c++17 -O1 -g $sanitize -I"$root/src" -DIGID_FUZZ_TARGET=$((i + 1)) \
-            "$here/fuzz_parsers.cpp" "${objs[@]}" $(pkg-config --libs jansson libcurl) -o "$bin"; then
+            "$here/fuzz_parsers.cpp" "${objs[@]}" $(pkg-config --libs jansson libcurl libcrypto) -o "$bin"; then
         echo "fuzz_$t: build failed"; failed=$((failed + 1)); continue
     fi
     work="$out/corpus_$t"

@@ -173,8 +173,12 @@ TEST(Policy, NeverClassifiesOnTypeOrMessage) {
     EXPECT_EQ(for_error(f).kind, ActionKind::reauth_required);
 }
 
+// Meta's error guide: 3 is a capability or permission the app lacks, not a row fault.
+TEST(Policy, ApiMethodIsPermissionError) {
+    EXPECT_EQ(kind_for(3), ActionKind::permission_error);
+}
+
 TEST(Policy, UnknownCodeIsPermanent) {
-    EXPECT_EQ(kind_for(3), ActionKind::permanent);
     EXPECT_EQ(kind_for(803), ActionKind::permanent);
 }
 
