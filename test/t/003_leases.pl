@@ -96,6 +96,18 @@ sql("UPDATE ig_identity.accounts SET status = 'paused', paused_until = now() - i
 is(sql("SELECT count(*) FROM ig_identity._worker_claim(10, '1 minute')"), '3', 'a pause that ended is claimed');
 sql("UPDATE ig_identity.accounts SET status = 'active', paused_until = NULL");
 
+# The worker's stale sweep, in the three steps the C code runs (accounts as
+# the extension owner, the cache's candidates as its owner, then the
+# queueing); here all as the test's superuser.
+sub queue_stale
+{
+	my ($stale_after_s, $limit) = @_;
+	return sql(qq{SELECT ig_identity._worker_queue_stale(
+		ig_identity.read_stale_identities(array_agg(ig_account_id), array_agg(self_igsid),
+			$stale_after_s, $limit + coalesce(sum(queued), 0)::int), $limit)
+		FROM ig_identity._worker_stale_accounts()});
+}
+
 # --- queueing stale and missing identities --------------------------------
 sql(qq{
 	DELETE FROM ig_identity.refresh_queue;
@@ -110,23 +122,23 @@ sql(qq{
 	  ('$A', '$A',      'self', 'ok', now() - interval '2 days', NULL);
 	INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
 	VALUES ('$A', 'queued', 'webhook', now() + interval '1 hour');});
-is(sql("SELECT ig_identity._worker_queue_stale(interval '1 day', 100)"), '3', 'three identities queued');
+is(queue_stale(86400, 100), '3', 'three identities queued');
 is(sql("SELECT string_agg(ig_user_id || ':' || reason, ',' ORDER BY ig_user_id) FROM ig_identity.refresh_queue"),
 	'never:new,nouser:new,queued:webhook,stale:stale',
 	'stale and missing ones, not fresh, waiting, self, or already queued');
-is(sql("SELECT ig_identity._worker_queue_stale(interval '1 day', 100)"), '0', 'queueing again adds nothing');
+is(queue_stale(86400, 100), '0', 'queueing again adds nothing');
 sql("DELETE FROM ig_identity.refresh_queue");
-is(sql("SELECT ig_identity._worker_queue_stale(interval '1 day', 2)"), '2', 'at most p_limit per call');
+is(queue_stale(86400, 2), '2', 'at most p_limit per call');
 is(sql("SELECT round(ig_identity._worker_next_due())"), '0', 'next due: now');
 sql("DELETE FROM ig_identity.refresh_queue");
 sql("UPDATE ig_identity.accounts SET status = 'permission_error'");
-is(sql("SELECT ig_identity._worker_queue_stale(interval '1 day', 100)"), '0',
+is(queue_stale(86400, 100), '0',
 	'nothing queued for a stopped account');
 
 # --- who may call it --------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE ROLE app LOGIN');
 for my $f ("ig_identity._worker_claim(10, '1 minute')", 'ig_identity._worker_next_due()',
-	"ig_identity._worker_queue_stale('1 day', 1)", 'ig_identity_wakeup()', 'ig_identity_worker_state()')
+	"ig_identity._worker_queue_stale('{}', 1)", 'ig_identity_wakeup()', 'ig_identity_worker_state()')
 {
 	my ($ret, $out, $err) = $node->psql('postgres', "SELECT $f", extra_params => [ '-U', 'app' ]);
 	like($err, qr/permission denied/, "PUBLIC cannot call $f");
