@@ -4,6 +4,7 @@
  */
 #include "pg/inbox.h"
 #include "pg/privilege.h"
+#include "pg/test_hook.h"
 
 #include <algorithm>
 #include <set>
@@ -76,18 +77,28 @@ Datum call_as_owner_of(const char *relname, const char *signature, const std::ve
 }
 
 /* The elements of a text[] Datum (NULL elements skipped). */
-std::vector<std::string> text_elements(Datum arr)
+std::vector<std::string> text_elements(Datum arr, const char *hook = nullptr)
 {
-    std::vector<std::string> out;
+    /* Under PG_TRY only PostgreSQL calls (they may ereport); the C++ copies,
+     * which may throw, are made after PG_END_TRY from the palloc'd strings. */
+    char **strs = nullptr;
+    int n = 0;
     pg_call([&] {
         Datum *elems;
         bool *nulls;
-        int n;
         deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+        strs = (char **) palloc0(sizeof(char *) * (n > 0 ? n : 1));
         for (int i = 0; i < n; i++)
             if (!nulls[i])
-                out.emplace_back(TextDatumGetCString(elems[i]));
+                strs[i] = TextDatumGetCString(elems[i]);
     });
+    std::vector<std::string> out;
+    for (int i = 0; i < n; i++)
+        if (strs[i] != nullptr) {
+            if (hook)
+                test_hook_bad_alloc(hook);
+            out.emplace_back(strs[i]);
+        }
     return out;
 }
 
@@ -119,7 +130,7 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args)
                                  "ig_identity.store_conversations(pg_catalog.text, pg_catalog.text, pg_catalog.text[], "
                                  "pg_catalog.text[], pg_catalog.timestamptz[])",
                                  args);
-    return text_elements(arr);
+    return text_elements(arr, "store_conversations");
 }
 
 long long store_messages(const std::vector<Param> &args)

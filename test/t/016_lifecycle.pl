@@ -61,6 +61,16 @@ $node->reload;
 ok($node->wait_for_log(qr/ig_identity worker cycle succeeded after/, $off), 'worker recovers after the hook is reset');
 is(worker_pid($node), $pid, 'same worker throughout');
 
+# --- a C++ exception where the inbox sync copies PostgreSQL data -----------
+# Before the fix the copy ran inside PG_TRY: a bad_alloc skipped PG_END_TRY
+# and the next ereport longjmp'd into a dead frame (crash).
+my ($rc, $o, $e) = $node->psql('postgres',
+	"SET ig_identity.test_hook = 'store_conversations'; SELECT conversations FROM ig_sync_inbox('loc_a'); SELECT 1/0; RESET ig_identity.test_hook; SELECT conversations > 0 FROM ig_sync_inbox('loc_a')", on_error_stop => 0);
+like($e, qr/out of memory/, 'a bad_alloc while copying the stored conversations is a clean ERROR');
+like($e, qr/division by zero/, 'the next ereport in that session is an ordinary ERROR');
+is($o, 't', 'and the sync then works in the same session');
+is(worker_pid($node), $pid, 'no crash restarted the server');
+
 # --- SIGTERM during a lock wait, and the restart ---------------------------
 my $holder = $node->background_psql('postgres');
 $holder->query_safe('BEGIN; LOCK TABLE ig_identity.refresh_queue IN ACCESS EXCLUSIVE MODE');
