@@ -10,6 +10,7 @@
 # AddressSanitizer and UndefinedBehaviorSanitizer), mock (the Graph API mock's own tests),
 # fuzz (each parser's libFuzzer target, a short bounded run), regress
 # (pg_regress), isolation (pg_isolation_regress), tap (prove, worker tests),
+# deb (the Debian package built, installed, tested and purged),
 # secrets (last: the token strings of test/tokens.txt in no log, error
 # message or output file of the whole run; test/secrets_scan.py).
 # Installs missing Debian packages, builds, installs the extension, then runs
@@ -19,7 +20,7 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 
-ALL_SUITES=(unit asan mock fuzz regress isolation tap secrets)
+ALL_SUITES=(unit asan mock fuzz regress isolation tap deb secrets)
 SUITES=("$@")
 [ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL_SUITES[@]}")
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
@@ -180,6 +181,19 @@ suite_tap() {
     grep -E '^Result:' "$logf"
 }
 
+# The Debian package: built, installed, tested through make installcheck
+# against the installed files only, purged (scripts/deb_check.sh).
+suite_deb() {
+    local logf=$LOGS/deb.log
+    log "deb: build, install, installcheck and purge the Debian package"
+    "$IGID_ROOT/scripts/deb_check.sh" >"$logf" 2>&1
+    local rc=$? p f
+    read -r p f < <(last_counts "$logf")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record deb "$p" "$f" "$logf"
+    tail -n 1 "$logf"
+}
+
 # The end-of-run secrets scan: every file the suites above left under $WORK
 # (server logs, pg_regress/isolation outputs, TAP logs in $SRC/tmp_check/log,
 # mock and suite logs) is searched for every token of test/tokens.txt; the
@@ -198,7 +212,7 @@ suite_secrets() {
 
 for s in "${SUITES[@]}"; do
     case "$s" in
-        unit|asan|mock|fuzz|regress|isolation|tap) "suite_$s" ;;
+        unit|asan|mock|fuzz|regress|isolation|tap|deb) "suite_$s" ;;
         secrets) suite_secrets ;;
         *) die "unknown suite '$s' (known: ${ALL_SUITES[*]})" ;;
     esac
