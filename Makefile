@@ -93,3 +93,14 @@ clean: clean-igid
 clean-igid:
 	rm -f src/core/*.o src/pg/*.o src/core/*.d src/pg/*.d
 .PHONY: clean-igid
+
+# The release tarball PGXN expects: one top directory named
+# ig_identity-<version>, made by git archive from the committed tree (files
+# marked export-ignore in .gitattributes stay out).
+IGID_DIST_VERSION := $(shell sed -n 's/^   "version": "\(.*\)",$$/\1/p' $(CURDIR)/META.json | head -n 1)
+dist:
+	@git -C $(CURDIR) rev-parse --git-dir >/dev/null 2>&1 || \
+	    { echo "make dist needs a git checkout (it archives the committed tree)" >&2; exit 1; }
+	git -C $(CURDIR) archive --format=zip --prefix=ig_identity-$(IGID_DIST_VERSION)/ \
+	    -o $(CURDIR)/ig_identity-$(IGID_DIST_VERSION).zip HEAD
+.PHONY: dist

@@ -6,7 +6,8 @@
 #   IGID_TAP="test/t/003_leases.pl" scripts/test.sh tap   only those TAP files
 #   PG_CONFIG=/path/to/pg_config scripts/test.sh   another PostgreSQL installation
 #
-# Suites: unit (GoogleTest via ctest), asan (the same tests built with
+# Suites: release (META.json, LICENSE, CHANGELOG, upgrade scripts, make dist;
+# scripts/release_check.sh), unit (GoogleTest via ctest), asan (the same tests built with
 # AddressSanitizer and UndefinedBehaviorSanitizer), mock (the Graph API mock's own tests),
 # fuzz (each parser's libFuzzer target, a short bounded run), regress
 # (pg_regress), isolation (pg_isolation_regress), tap (prove, worker tests),
@@ -20,7 +21,7 @@
 set -u
 source "$(dirname "$0")/lib.sh"
 
-ALL_SUITES=(unit asan mock fuzz regress isolation tap deb secrets)
+ALL_SUITES=(release unit asan mock fuzz regress isolation tap deb secrets)
 SUITES=("$@")
 [ ${#SUITES[@]} -eq 0 ] && SUITES=("${ALL_SUITES[@]}")
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
@@ -64,6 +65,17 @@ last_counts() {
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
     [ -n "$line" ] || { echo "0 1"; return; }
     echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
+}
+
+suite_release() {
+    local logf=$LOGS/release.log
+    log "release: META.json, LICENSE, CHANGELOG, upgrade scripts, make dist"
+    "$IGID_ROOT/scripts/release_check.sh" >"$logf" 2>&1
+    local rc=$? p f
+    read -r p f < <(last_counts "$logf")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record release "$p" "$f" "$logf"
+    tail -n 1 "$logf"
 }
 
 suite_unit() {
@@ -212,7 +224,7 @@ suite_secrets() {
 
 for s in "${SUITES[@]}"; do
     case "$s" in
-        unit|asan|mock|fuzz|regress|isolation|tap|deb) "suite_$s" ;;
+        release|unit|asan|mock|fuzz|regress|isolation|tap|deb) "suite_$s" ;;
         secrets) suite_secrets ;;
         *) die "unknown suite '$s' (known: ${ALL_SUITES[*]})" ;;
     esac

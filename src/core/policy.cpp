@@ -17,7 +17,7 @@ Action act(ActionKind k, bool app_wide = false) {
     return a;
 }
 
-// The GRAPH_API.md table for an answer that carries an error envelope.
+// The error policy table (docs/graph_api.md) for an answer that carries an error envelope.
 Action classify_graph_error(const GraphError &e) {
     const long long c = e.code;
     if (c == 4)

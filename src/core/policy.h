@@ -1,5 +1,5 @@
 // policy.h — what to do after a Graph API answer: the error-class table of
-// GRAPH_API.md as one function, plus backoff, throttle pauses and the
+// The error policy of docs/graph_api.md as one function, plus backoff, throttle pauses and the
 // usage-based slow-down. Classification uses code/subcode only — never the
 // `type`, the message text, or the HTTP status (except 429/5xx without an
 // error envelope).

@@ -2,7 +2,7 @@
  * worker.cpp — the ig_identity background worker: its registration, its
  * main loop, and one refresh cycle.
  *
- * A cycle (DESIGN.md, "The background worker"):
+ * A cycle (docs/architecture.md, "The worker cycle"):
  *   1. claim due queue rows under a lease, with their accounts' credentials,
  *      in a short transaction;
  *   2. fetch them with NO transaction open, checking for SIGTERM between
@@ -10,7 +10,7 @@
  *   3. apply the outcomes in a short transaction;
  *   4. once per refresh_interval, queue stale and missing identities.
  * Each transaction is one unit of work in the manner of pg_cron and
- * worker_spi (STYLE.md, point 5).
+ * worker_spi.
  *
  * The loop is C++; every PostgreSQL call runs under pg_call, so an ERROR
  * becomes a PgError.  A cycle that fails is logged as a WARNING (the original

@@ -2,7 +2,7 @@
  * worker.h — the ig_identity background worker.
  *
  * Registered from _PG_init when the library is preloaded; it connects to
- * ig_identity.database and keeps identities fresh (see DESIGN.md, "The
+ * ig_identity.database and keeps identities fresh (see docs/architecture.md, "The
  * background worker").  Its main is ig_identity_worker_main, extern "C" so
  * the postmaster can find it by name.
  */

@@ -114,7 +114,7 @@ END
 $fn$;
 
 -- Code 4 is an app-wide throttle: every account of the app waits, not only
--- the one that heard it (GRAPH_API.md).  Every account row is locked in id
+-- the one that heard it (docs/graph_api.md).  Every account row is locked in id
 -- order before anything else of the batch, the order every other path uses
 -- (events are recorded in account id order), so two of these never
 -- deadlock with each other or with a single account's event.

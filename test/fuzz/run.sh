@@ -2,7 +2,7 @@
 # test/fuzz/run.sh SECONDS — builds each parser's libFuzzer target with
 # AddressSanitizer and UndefinedBehaviorSanitizer (clang) and runs it for
 # SECONDS from the seed corpus in corpus/<target>/ (shapes from
-# GRAPH_API.md). A target passes when it ran with no crash, leak, sanitizer
+# docs/graph_api.md). A target passes when it ran with no crash, leak, sanitizer
 # report or broken parser promise. Last line: "N passed, N failed".
 #   test/fuzz/run.sh 10          the short run scripts/test.sh does
 #   test/fuzz/run.sh 600         a longer campaign (findings land in out/)

@@ -1,4 +1,4 @@
-# 010_fault_matrix.pl — every fault class of GRAPH_API.md injected into a
+# 010_fault_matrix.pl — every fault class of docs/graph_api.md injected into a
 # refresh of 1,000 identities that were cached correctly before (issue 7).
 #
 # 1,000 participants of account A are cached by a first, clean

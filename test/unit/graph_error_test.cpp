@@ -1,4 +1,4 @@
-// graph_error_test.cpp — the error envelope, as GRAPH_API.md shows it.
+// graph_error_test.cpp — the error envelope, as docs/graph_api.md describes it.
 #include "core/graph_error.h"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// policy_test.cpp — the GRAPH_API.md error-class table, row by row, plus
+// policy_test.cpp — the error-class table of docs/graph_api.md, row by row, plus
 // backoff bounds, throttle pauses and the usage slow-down.
 #include "core/policy.h"
 
