@@ -28,9 +28,20 @@ namespace {
 Oid function_oid(const char *signature)
 {
     AsExtensionOwner owner;
-    return pg_call([&] {
-        return DatumGetObjectId(DirectFunctionCall1(regprocedurein, CStringGetDatum(signature)));
-    });
+    try {
+        return pg_call([&] {
+            return DatumGetObjectId(DirectFunctionCall1(regprocedurein, CStringGetDatum(signature)));
+        });
+    } catch (const PgError &e) {
+        /* a database whose extension is older than this library lacks the
+         * functions the newer SQL brings */
+        if (e.edata()->sqlerrcode != ERRCODE_UNDEFINED_FUNCTION)
+            throw;
+        throw Error(ERRCODE_UNDEFINED_FUNCTION,
+                    std::string("function ") + signature + " does not exist in this database",
+                    "This library is ig_identity " IGID_EXTVERSION "; the extension in this database is older.",
+                    "Run ALTER EXTENSION ig_identity UPDATE in this database.");
+    }
 }
 
 /* Calls the function through fmgr as the owner of `relname`, in a

@@ -55,6 +55,11 @@ is(count_matches(log_since($node, 0), $old_version), 1, 'it says so once, not ev
 unlike(log_since($node, 0), qr/ig_identity worker WARNING/,
 	'and its cycles fail on nothing 1.0 lacks (no stale sweep until the update)');
 
+# A SQL function of the new library that needs 1.1's SQL says so clearly.
+my ($rc10, $out10, $err10) = $node->psql('postgres', "SELECT * FROM ig_refresh_identities('loc_a')");
+like($err10, qr/ERROR:  function ig_identity\.\w+\(.*\) does not exist in this database.*DETAIL:  This library is ig_identity $newest; the extension in this database is older\..*HINT:  Run ALTER EXTENSION ig_identity UPDATE in this database\./s,
+	'at 1.0 a SQL refresh that needs 1.1 SQL fails with a clear error and a hint to update');
+
 # --- fill every table as 1.0 knows it ----------------------------------------
 # The worker is switched off so that the rows stay as written until compared.
 $node->append_conf('postgresql.conf', "ig_identity.enabled = off\n");
