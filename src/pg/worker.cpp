@@ -383,11 +383,13 @@ void Worker::note_version(const std::string &version, const std::string &db)
     version_noted_ = version;
     const char *v = version.c_str();
     const char *d = db.c_str();
-    pg_call([v, d] {
+    const bool can_sweep = can_sweep_;
+    pg_call([v, d, can_sweep] {
         ereport(LOG, (errmsg("ig_identity worker: database \"%s\" has ig_identity version %s; this library is %s",
                              d, v, IGID_EXTVERSION),
-                      errdetail("The worker goes on refreshing the identities queued there, but does not "
-                                "queue stale ones until the extension is updated."),
+                      can_sweep ? errdetail("The worker goes on serving it with what version %s provides.", v)
+                                 : errdetail("The worker goes on refreshing the identities queued there, but does not "
+                                             "queue stale ones until the extension is updated."),
                       errhint("Run ALTER EXTENSION ig_identity UPDATE in that database.")));
     });
 }
@@ -667,9 +669,12 @@ long Worker::cycle()
         }
         due_s = next_due_s();
     });
+    /* a sweep skipped for an older extension version stays requested, so
+     * the first cycle after ALTER EXTENSION UPDATE runs it; the timer moves
+     * on either way (the worker sleeps its interval, not in a loop) */
     if (scan) {
         last_stale_scan_ = GetCurrentTimestamp();
-        sweep_requested_ = false;
+        sweep_requested_ = !can_sweep_;
     }
 
     const TimestampTz end = GetCurrentTimestamp();

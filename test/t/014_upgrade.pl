@@ -18,6 +18,7 @@ use IgIdentityTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(sleep);
 
 my $src = $ENV{IGID_SRC} or die "IGID_SRC is not set";
 my $snapshot_sql = "$src/test/upgrade/catalog_snapshot.sql";
@@ -52,6 +53,10 @@ ok($node->wait_for_log($old_version, 0), 'the worker says the database is at the
 $node->safe_psql('postgres', 'SELECT ig_identity_wakeup()');
 ok(wait_until(sub { worker_state($node)->{cycles} >= 3 }, 30), 'and keeps cycling');
 is(count_matches(log_since($node, 0), $old_version), 1, 'it says so once, not every cycle');
+my $cycles_before = worker_state($node)->{cycles};
+sleep(2);
+cmp_ok(worker_state($node)->{cycles} - $cycles_before, '<=', 3,
+	'with its sweep skipped it still sleeps between cycles (refresh_interval = 1h)');
 unlike(log_since($node, 0), qr/ig_identity worker WARNING/,
 	'and its cycles fail on nothing 1.0 lacks (no stale sweep until the update)');
 
