@@ -385,6 +385,11 @@ COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) I
 
 
 
+-- ==== issue 14b: API versions, app secret, token refresh ====
+-- ==== end of issue 14b ====
+
+
+
 -- ==== issue 15: many accounts ====
 -- ==== end of issue 15 ====
 
@@ -392,6 +397,11 @@ COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) I
 
 -- ==== issue 16: a DBA's first hour ====
 -- ==== end of issue 16 ====
+
+
+
+-- ==== issue 17: scale-out ====
+-- ==== end of issue 17 ====
 
 
 
