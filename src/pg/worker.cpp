@@ -16,8 +16,14 @@
  * becomes a PgError.  A cycle that fails is logged as a WARNING (the original
  * error with its SQLSTATE, detail and hint), its transaction aborted, its
  * leases given back, and the worker backs off and tries again: it never exits
- * on an ERROR, so it cannot crash-loop.  It exits on SIGTERM (status 0) and
- * with the postmaster.
+ * on an ERROR, so it cannot crash-loop.  It exits on SIGTERM (status 1, so
+ * the postmaster starts a new one after bgw_restart_time) and with the
+ * postmaster.
+ *
+ * When ig_identity.database does not exist, the connection fails once with
+ * PostgreSQL's own FATAL; the next worker connects to no database, says so
+ * once, and checks for the database with a growing interval instead of
+ * failing every bgw_restart_time (wait_for_database).
  */
 #include "pg/worker.h"
 
@@ -49,6 +55,9 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "catalog/pg_database.h"
+#include "access/htup_details.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -135,6 +144,116 @@ void record_error(const std::string &message)
         strncpy(s.last_error, message.c_str(), kLastErrorLen - 1);
         s.last_error[kLastErrorLen - 1] = '\0';
     });
+}
+
+/* True while the worker connects to its database: a process that exits
+ * then could not connect (in practice, ig_identity.database does not exist:
+ * InitPostgres raises FATAL, which still runs the exit callbacks). */
+bool connecting = false;
+
+/* Exit callback: remembers a failed connection in shared memory, so the next
+ * worker checks for the database instead of failing the same way again. */
+void note_failed_connection(int code, Datum arg)
+{
+    if (connecting)
+        update_shared([](WorkerShared &s) { s.database_missing = true; });
+}
+
+/* Whether the previous worker could not connect to its database. */
+bool database_was_missing()
+{
+    bool missing = false;
+    update_shared([&](WorkerShared &s) { missing = s.database_missing; });
+    return missing;
+}
+
+constexpr long kDatabaseCheckFirstMs = 1000;  /* first look for a missing database */
+constexpr long kDatabaseCheckMaxMs = 30000;   /* the interval grows up to this */
+
+/* Whether database `db` exists and accepts connections; *cause says why
+ * not.  Needs a transaction; reads only the shared catalog pg_database. */
+bool database_ready(const char *db, char (&cause)[kLastErrorLen])
+{
+    const Oid oid = get_database_oid(db, true);
+    if (!OidIsValid(oid)) {
+        snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not exist", db);
+        return false;
+    }
+    HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(oid));
+    bool allowed = HeapTupleIsValid(tup) && ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
+    if (HeapTupleIsValid(tup))
+        ReleaseSysCache(tup);
+    if (!allowed) {
+        snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not allow connections", db);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The worker after a failed connection: connected to no database (shared
+ * catalogs only), it looks the database up in pg_database.  If it is there
+ * (the failure had another cause), it returns at once.  Otherwise it logs one
+ * WARNING, shows the cause in ig_identity_worker_state(), and looks again
+ * after 1 s and then at doubling intervals up to 30 s.  Once the database can
+ * be connected to, it returns; the caller exits with status 1, and the
+ * postmaster starts a worker that connects after bgw_restart_time.  SIGTERM
+ * (die) ends it at once.
+ *
+ * Plain PostgreSQL code, like the entry point: no C++ object is alive while
+ * it can raise an error.
+ */
+void wait_for_database(const char *db)
+{
+    BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    pgstat_report_appname("ig_identity worker");
+    attach_shared();
+
+    char cause[kLastErrorLen];
+    bool warned = false;
+    long wait_ms = kDatabaseCheckFirstMs;
+    for (;;) {
+        StartTransactionCommand();
+        const bool ready = database_ready(db, cause);
+        CommitTransactionCommand();
+        if (ready)
+            break;
+        if (!warned) {
+            const TimestampTz now = GetCurrentTimestamp();
+            update_shared([&](WorkerShared &s) {
+                s.errors++;
+                s.last_error_at = now;
+                memcpy(s.last_error, cause, sizeof cause);
+            });
+            ereport(WARNING, (errcode(ERRCODE_UNDEFINED_DATABASE),
+                              errmsg("ig_identity worker: %s", cause),
+                              errdetail("The worker refreshes nothing until it can connect; it looks again at "
+                                        "growing intervals of up to %ld seconds and starts serving the database then.",
+                                        kDatabaseCheckMaxMs / 1000),
+                              errhint("Create the database, or set ig_identity.database to an existing database "
+                                      "and restart the server.")));
+            warned = true;
+        }
+        pgstat_report_activity(STATE_IDLE, nullptr);
+        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
+                         PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        wait_ms = std::min(wait_ms * 2, kDatabaseCheckMaxMs);
+    }
+    update_shared([warned](WorkerShared &s) {
+        s.database_missing = false;
+        if (warned)
+            s.last_error[0] = '\0';
+    });
+    if (warned)
+        ereport(LOG, (errmsg("ig_identity worker: database \"%s\" can be connected to now; "
+                             "a new worker will serve it", db)));
 }
 
 /* Leaves the loop between steps when SIGTERM arrived. */
@@ -866,7 +985,14 @@ void ig_identity_worker_main(Datum main_arg)
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
+    if (igid::pg::database_was_missing()) {
+        igid::pg::wait_for_database(igid::pg::settings.database);
+        proc_exit(1);
+    }
+    on_proc_exit(igid::pg::note_failed_connection, (Datum) 0);
+    igid::pg::connecting = true;
     BackgroundWorkerInitializeConnection(igid::pg::settings.database, nullptr, 0);
+    igid::pg::connecting = false;
     /* The worker is a superuser: pin search_path before it runs any SQL, for
      * the whole session.  PGC_S_OVERRIDE outranks ALTER DATABASE/ROLE SET
      * (applied while connecting) and becomes the reset value too, so RESET
