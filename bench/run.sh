@@ -19,6 +19,8 @@
 #                backend's memory while refreshing 50,000 participants
 #   rate      6. requests per second per account seen at the mock with
 #                ig_identity.requests_per_second = 2
+#   syncmem   7. ig_sync_inbox's private memory over 2,000 and over 20,000
+#                conversations: flat, not growing with the inbox
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
@@ -27,7 +29,7 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate)
+ALL=(refresh baseline sync upsert worker rate syncmem)
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 N=${BENCH_N:-5000}                 # participants, scenarios 1 and 2
@@ -95,6 +97,37 @@ SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed;
 SQL
+}
+
+# sample_backend_memory DB OUT: runs the SQL on stdin in one session of DB
+# (output in OUT) after a 1 s idle baseline sample, sampling the backend's
+# /proc status every 50 ms; writes "anon0 anon1 rss0 rss1" (kB: private
+# memory at the baseline and at its peak, RSS likewise) to OUT.mem.
+sample_backend_memory() {
+    local db=$1 out=$2 script
+    script=$(cat)
+    rm -f "$out.pid"
+    psql_as "$db" -v ON_ERROR_STOP=1 -qtA -F ' ' >"$out" 2>&1 <<SQL &
+\o $out.pid
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(1);
+$script
+SQL
+    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
+    while kill -0 "$bg" 2>/dev/null; do
+        [ -z "$bpid" ] && bpid=$(cat "$out.pid" 2>/dev/null | tr -d ' \n')
+        if [ -n "$bpid" ]; then
+            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
+            if [ -n "${a:-}" ]; then
+                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
+                [ "$a" -gt "$anon1" ] && anon1=$a
+                [ "$r" -gt "$rss1" ] && rss1=$r
+            fi
+        fi
+        sleep 0.05
+    done
+    echo "${anon0:-0} $anon1 ${rss0:-0} $rss1" >"$out.mem"
 }
 
 REFRESH_16=
@@ -308,29 +341,11 @@ SQL
     new_db bench_rss
     seed_participants bench_rss "$RSS_N"
     mockctl reset
-    # the session writes its pid, idles 1 s (the baseline sample), refreshes;
-    # meanwhile its /proc status is sampled every 50 ms
-    rm -f "$DIR/rss.pid"
-    psql_as bench_rss -v ON_ERROR_STOP=1 -qtA -F ' ' >"$DIR/rss.out" 2>&1 <<SQL &
-\o $DIR/rss.pid
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(1);
+    sample_backend_memory bench_rss "$DIR/rss.out" <<SQL
 SELECT refreshed, failed, total FROM ig_refresh_identities('loc_b');
 SQL
-    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
-    while kill -0 "$bg" 2>/dev/null; do
-        [ -z "$bpid" ] && bpid=$(cat "$DIR/rss.pid" 2>/dev/null | tr -d ' \n')
-        if [ -n "$bpid" ]; then
-            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
-            if [ -n "${a:-}" ]; then
-                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
-                [ "$a" -gt "$anon1" ] && anon1=$a
-                [ "$r" -gt "$rss1" ] && rss1=$r
-            fi
-        fi
-        sleep 0.05
-    done
+    local anon0 anon1 rss0 rss1
+    read -r anon0 anon1 rss0 rss1 <"$DIR/rss.out.mem"
     read -r refreshed failed total < <(grep -E '^[0-9]+ [0-9]+ [0-9]+$' "$DIR/rss.out")
     row "5 backend memory" "private (anonymous) memory growth MB, refreshing $total ($refreshed ok, $failed failed)" \
         "$(calc "round(($anon1 - $anon0) / 1024, 1)")" "64 MB; RSS incl. shared buffers grew $(calc "round(($rss1 - $rss0) / 1024, 1)") MB" \
@@ -353,9 +368,42 @@ SQL
         "$max1s" "limit 2/s" "$(calc "round($max1s / 2, 2)")" "never above 2"
 }
 
+# 7. ig_sync_inbox's private memory over an inbox of 2,000 and of 20,000
+# conversations (one account; a mock of its own per size, latency 0): flat
+# means the 20,000 sync grows by no more than the 2,000 one plus a margin.
+scenario_syncmem() {
+    log "7. sync memory: 2,000 vs 20,000 conversations"
+    local url size grow=() sdir
+    url=$(psql_as postgres -qtAc "SHOW ig_identity.graph_api_url")
+    for size in 2000 20000; do
+        sdir="$DIR/syncmem$size"; mkdir -p "$sdir"; chown "$PG_USER" "$sdir"
+        local main_pid=$MOCK_PID main_port=$MOCK_PORT
+        # the generator alternates accounts A and B; both are synced
+        start_mock "$sdir" --generate-conversations "$size"
+        local port=$MOCK_PORT spid=$MOCK_PID
+        MOCK_PID=$main_pid; MOCK_PORT=$main_port
+        new_db bench_syncmem
+        psql_as bench_syncmem -qc "SELECT ig_connect_account('loc_b', '17841400000000002', '17841400000000002',
+                                   'mock-token-B-0123456789', 'graph.instagram.com')" >/dev/null
+        sample_backend_memory bench_syncmem "$sdir/sync.out" <<SQL
+SET ig_identity.graph_api_url = '$(echo "$url" | sed -E "s#127\.0\.0\.1:[0-9]+#127.0.0.1:$port#")';
+SELECT conversations, messages, identities, api_calls FROM ig_sync_inbox('loc_b');
+SQL
+        kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+        local anon0 anon1 rss0 rss1 convs msgs
+        read -r anon0 anon1 rss0 rss1 <"$sdir/sync.out.mem"
+        read -r convs msgs _ < <(grep -E '^[0-9]+ [0-9]+ [0-9]+ [0-9]+$' "$sdir/sync.out")
+        grow+=("$(calc "round(($anon1 - $anon0) / 1024, 1)")")
+        log "   $size: ${convs:-?} conversations, ${msgs:-?} messages, private memory +${grow[-1]} MB"
+    done
+    row "7 sync memory" "private memory growth MB, 20,000 conversations (2,000: ${grow[0]} MB)" \
+        "${grow[1]}" "2,000 conversations + 8 MB" \
+        "$(calc "round(${grow[1]} / (${grow[0]} + 8), 3)")" "<= 1 (flat)"
+}
+
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done
