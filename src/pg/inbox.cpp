@@ -169,10 +169,16 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args)
 
 long long store_messages(const std::vector<Param> &args)
 {
+    /* a partitioned table has no unique index on id alone for ON CONFLICT
+     * (src/sql/36_partitioned_inbox.sql) */
     Datum n = call_as_owner_of("instagram_messages",
-                               "ig_identity.store_messages(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], "
-                               "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
-                               "pg_catalog.timestamptz[], pg_catalog.bool[])",
+                               inbox_is_partitioned("instagram_messages")
+                                   ? "ig_identity.store_messages_partitioned(pg_catalog.text, pg_catalog.text[], "
+                                     "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.timestamptz[], pg_catalog.bool[])"
+                                   : "ig_identity.store_messages(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.timestamptz[], pg_catalog.bool[])",
                                args);
     set_aside_foreign("instagram_messages", "ig_identity.read_foreign_message_ids(pg_catalog.text, pg_catalog.text[])",
                       args.at(0), args.at(1),

@@ -15,9 +15,12 @@ VOLATILE
 AS 'MODULE_PATHNAME', 'ig_identity_as_owner';
 
 -- An inbox table of the extension's schema, or NULL when absent. Anything
--- but a plain table under that name (a view, a partitioned table whose ctid
--- is not unique) is refused rather than guessed at, and so is a table with
--- inheritance children: a parent's rows and its children's share ctids.
+-- but a plain table under that name (a view, a foreign table) is refused
+-- rather than guessed at, and so is a table with inheritance children: a
+-- parent's rows and its children's share ctids. Messages may be
+-- declaratively partitioned (by month is common): the repair tells their
+-- rows apart by tableoid and ctid, and the writers keep ids unique across
+-- partitions (36_partitioned_inbox.sql).
 CREATE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -34,12 +37,16 @@ BEGIN
     IF v_oid IS NULL THEN
         RETURN NULL;
     END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
     IF v_relkind <> 'r' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'wrong_object_type',
             MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
                                         v_oid::pg_catalog.regclass),
-            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables only.',
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
                                         v_relkind),
             HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
     END IF;
@@ -49,9 +56,40 @@ BEGIN
             MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
                                         v_oid::pg_catalog.regclass),
             DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
-            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, then install ig_identity again.';
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
     END IF;
     RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+
+-- The partition key columns of a partitioned table (empty for a plain
+-- one); a key on an expression is refused: no unique index can hold it.
+CREATE FUNCTION ig_identity.partition_key_columns(p_rel regclass)
+RETURNS name[]
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cols name[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = p_rel) THEN
+        RETURN '{}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p
+                WHERE p.partrelid = p_rel AND 0 = ANY (p.partattrs::pg_catalog.int2[])) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is partitioned on an expression', p_rel),
+            DETAIL  = 'ig_identity needs a unique index on id and the partition key, which an expression key cannot be part of.',
+            HINT    = 'Partition it on columns (created_at, for instance), then install ig_identity again.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.n) INTO v_cols
+      FROM pg_catalog.pg_partitioned_table p,
+           pg_catalog.unnest(p.partattrs::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n),
+           pg_catalog.pg_attribute a
+     WHERE p.partrelid = p_rel AND a.attrelid = p_rel AND a.attnum = k.attnum;
+    RETURN v_cols;
 END
 $fn$;
 
@@ -227,6 +265,10 @@ $fn$;
 -- Conversations and messages are keyed by their Graph id; the webhook and
 -- sync paths upsert on it. Webhook redeliveries in a legacy table without
 -- that key are set aside (one row of each id stays), then the index is built.
+-- A partitioned table cannot have a unique index on id alone: its index is
+-- on id and the partition key, and the writers keep ids unique across the
+-- partitions (store_messages_partitioned); the repair sets aside duplicate
+-- ids every time, rows told apart by tableoid and ctid.
 CREATE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -234,27 +276,34 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
 BEGIN
-    IF ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
         RETURN 0;
     END IF;
-    PERFORM ig_identity.require_free_name(p_rel, p_index, '(id)');
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
     -- Keep a row that knows its account, then the physically first one.
     -- As the table's owner; the quarantine is written as the caller.
     INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
     SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
       FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
         'WITH ranked AS (
-             SELECT t.ctid AS tid,
+             SELECT t.tableoid AS rel, t.ctid AS tid,
                     pg_catalog.row_number() OVER (PARTITION BY t.id
-                                                  ORDER BY t.ig_account_id IS NULL, t.ctid) AS n
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
                FROM %1$s t
               WHERE t.id IS NOT NULL)
          DELETE FROM %1$s t USING ranked r
-          WHERE t.ctid = r.tid AND r.n > 1
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
       RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (id)', p_index, p_rel));
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
     RETURN v_moved;
 END
 $fn$;
