@@ -707,7 +707,8 @@ REVOKE ALL ON FUNCTION ig_identity.as_owner(regclass, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ig_identity.quarantine_rows(regclass, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ig_identity.partition_key_columns(regclass) FROM PUBLIC;
 -- ---- end: the repair as the inbox tables' owners ----
--- ---- begin: ids of another account (src/sql/35_tenant_ids.sql; the store upserts of 30_fetch.sql) ----
+-- ---- begin: ids of another account ----
+-- (src/sql/35_tenant_ids.sql; the store upserts of 30_fetch.sql, which since the mixed-owners change read no other table)
 /* ------------------------------------------------------------------------
  * Ids of another account (issue 12)
  *
@@ -858,11 +859,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
@@ -885,7 +884,8 @@ REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_ids(text, text, jsonb) FROM
 REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_conversations(text, text, text[], text[], timestamptz[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_messages(text, text[], text[], text[], text[], text[], timestamptz[], boolean[], text[]) FROM PUBLIC;
 -- ---- end: ids of another account ----
--- ---- begin: a partitioned instagram_messages (src/sql/36_partitioned_inbox.sql) ----
+-- ---- begin: a partitioned instagram_messages ----
+-- (src/sql/36_partitioned_inbox.sql)
 /* ------------------------------------------------------------------------
  * A declaratively partitioned instagram_messages (issue 12)
  *
@@ -916,11 +916,9 @@ AS $$
 
     WITH rows AS (
         SELECT s.id,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
                AS s(id, conversation_id, from_id, to_id, is_echo)
     )
@@ -932,11 +930,9 @@ AS $$
 
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
@@ -954,6 +950,38 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION ig_identity.store_messages_partitioned(text, text[], text[], text[], text[], text[], timestamptz[], boolean[]) FROM PUBLIC;
 -- ---- end: a partitioned instagram_messages ----
+-- ---- begin: inbox tables with different owners ----
+-- (src/sql/37_mixed_owners.sql)
+/* ------------------------------------------------------------------------
+ * Inbox tables with different owners (issue 12)
+ *
+ * Each inbox table is read and written as its own owner. A message stored
+ * without its conversation id takes the account's newest conversation with
+ * that participant: this reader finds it, as the owner of
+ * instagram_conversations, and the C code (inbox.cpp) passes the filled
+ * array to store_messages, which runs as the owner of instagram_messages
+ * and reads no other table. Neither owner needs a grant on the other's
+ * table, and the conversations owner's policies never run as the messages
+ * owner.
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION ig_identity.read_message_conversations(p_ig_account_id text, p_conversation_ids text[],
+                                                       p_from text[], p_to text[], p_echo boolean[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(
+               COALESCE(s.conversation_id,
+                        (SELECT c.id::text FROM @extschema@.instagram_conversations c
+                          WHERE c.ig_account_id = p_ig_account_id
+                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
+                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1))
+               ORDER BY s.n), '{}')
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) WITH ORDINALITY
+           AS s(conversation_id, from_id, to_id, is_echo, n)
+$$;
+REVOKE ALL ON FUNCTION ig_identity.read_message_conversations(text, text[], text[], text[], boolean[]) FROM PUBLIC;
+-- ---- end: inbox tables with different owners ----
 -- ==== end of issue 12 ====
 
 

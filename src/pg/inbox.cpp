@@ -167,8 +167,18 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args)
     return changed;
 }
 
-long long store_messages(const std::vector<Param> &args)
+long long store_messages(const std::vector<Param> &given)
 {
+    /* messages without a conversation id take the account's conversation
+     * with that participant, read as instagram_conversations' own owner
+     * (src/sql/37_mixed_owners.sql) */
+    std::vector<Param> args = given;
+    args.at(2) = Param{TEXTARRAYOID,
+                       call_as_owner_of("instagram_conversations",
+                                        "ig_identity.read_message_conversations(pg_catalog.text, pg_catalog.text[], "
+                                        "pg_catalog.text[], pg_catalog.text[], pg_catalog.bool[])",
+                                        {given.at(0), given.at(2), given.at(3), given.at(4), given.at(7)}),
+                       false};
     /* a partitioned table has no unique index on id alone for ON CONFLICT
      * (src/sql/36_partitioned_inbox.sql) */
     Datum n = call_as_owner_of("instagram_messages",

@@ -28,11 +28,9 @@ AS $$
 
     WITH rows AS (
         SELECT s.id,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
                AS s(id, conversation_id, from_id, to_id, is_echo)
     )
@@ -44,11 +42,9 @@ AS $$
 
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
