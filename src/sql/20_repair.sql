@@ -12,6 +12,7 @@ CREATE FUNCTION ig_identity.as_owner(p_rel regclass, p_sql text, p_arg jsonb DEF
 RETURNS jsonb[]
 LANGUAGE C
 VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_identity_as_owner';
 
 -- An inbox table of the extension's schema, or NULL when absent. Anything
