@@ -59,8 +59,7 @@ igid::GraphAccount graph_account(const std::string &ig_account_id, const std::st
     const igid::ApiHost host = igid::api_host_from_name(api_host).value_or(igid::ApiHost::facebook);
     const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
     const std::string version = graph_settings.graph_api_version ? graph_settings.graph_api_version : "";
-    igid::GraphAccount g{ig_account_id, token, host, igid::graph_base_url(override_url, host, version)};
-    g.app_secret = app_secret;
+    igid::GraphAccount g{ig_account_id, token, host, igid::graph_base_url(override_url, host, version), app_secret};
     return g;
 }
 
