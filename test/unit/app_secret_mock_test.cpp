@@ -22,9 +22,11 @@ protected:
     GraphAccount b = mock_account(mock, kAccountB, kTokenB, ApiHost::instagram);
 
     void require_secret() {
+        const std::string q = "\"";
         mock.admin("POST", "/_admin/data",
-                   std::string(R"({"accounts":[{"ig_account_id":")") + kAccountB + R"(","token":")" + kTokenB +
-                       R"(","api_host":"graph.instagram.com","app_secret":")" + kSecret + R"("}]})");
+                   "{" + q + "accounts" + q + ":[{" + q + "ig_account_id" + q + ":" + q + kAccountB + q + "," + q +
+                       "token" + q + ":" + q + kTokenB + q + "," + q + "api_host" + q + ":" + q +
+                       "graph.instagram.com" + q + "," + q + "app_secret" + q + ":" + q + kSecret + q + "}]}");
     }
 
     HttpResponse one(HttpRequest r) {

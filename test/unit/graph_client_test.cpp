@@ -120,11 +120,11 @@ TEST(GraphClient, TokenRefreshRequest) {
     EXPECT_EQ(r->url_secret, ig.token);
     EXPECT_TRUE(r->bearer_token.empty());
     ig.app_secret = "s3cr3t-app";
-    ig.token = "tok/with+odd=chars";
+    ig.token = "IGQVJnew/x+y=z";
     r = token_refresh_request(ig);
     ASSERT_TRUE(r);
-    EXPECT_NE(r->url.find("&access_token=tok%2Fwith%2Bodd%3Dchars&appsecret_proof=" +
-                          appsecret_proof("s3cr3t-app", "tok/with+odd=chars")),
+    EXPECT_NE(r->url.find("&access_token=IGQVJnew%2Fx%2By%3Dz&appsecret_proof=" +
+                          appsecret_proof("s3cr3t-app", "IGQVJnew/x+y=z")),
               std::string::npos)
         << r->url;
 }
@@ -138,10 +138,10 @@ TEST(GraphClient, ParseTokenRefresh) {
     EXPECT_EQ(err.status, ParseStatus::graph_error);
     ASSERT_TRUE(err.error);
     EXPECT_EQ(err.error->code, 190);
-    for (const char *bad : {"", "{}", "[]", R"({"access_token":"x"})", R"({"expires_in":5184000})",
+    for (const char *bad : {"", "{}", "[]", R"({"access_token":"IGQVJnew"})", R"({"expires_in":5184000})",
                             R"({"access_token":"","expires_in":5184000})",
                             R"({"access_token":"a b","expires_in":5184000})",
-                            R"({"access_token":"ok","expires_in":0})", R"({"access_token":"ok","expires_in":-5})",
+                            R"({"access_token":"IGQVJnew","expires_in":0})", R"({"access_token":"IGQVJnew","expires_in":-5})",
                             R"({"access_token":7,"expires_in":5184000})"})
         EXPECT_EQ(parse_token_refresh(bad).status, ParseStatus::malformed) << bad;
 }
