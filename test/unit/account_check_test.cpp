@@ -94,3 +94,18 @@ TEST(AccountCheck, MeRequestPerFlavour) {
     EXPECT_EQ(me_request(ig).url, "https://graph.instagram.com/v26.0/me?fields=user_id,username");
     EXPECT_EQ(me_request(ig).url.find("tok-unit-me"), std::string::npos);
 }
+
+// The refresh answer and its refusals, from the fixture corpus.
+TEST(TokenRefreshFixtures, ParsesMetasShapes) {
+    TokenRefreshParse ok = parse_token_refresh(fixture("refresh_access_token.json"));
+    ASSERT_EQ(ok.status, ParseStatus::ok);
+    EXPECT_EQ(ok.access_token, "IGAAexampleRefreshedTokenNotReal");
+    EXPECT_EQ(ok.expires_in, 5184000);
+    TokenRefreshParse expired = parse_token_refresh(fixture("error_token_expired.json"));
+    ASSERT_EQ(expired.status, ParseStatus::graph_error);
+    EXPECT_EQ(expired.error->code, 190);
+    EXPECT_EQ(expired.error->subcode, 463);
+    TokenRefreshParse proof = parse_token_refresh(fixture("error_appsecret_proof_missing.json"));
+    ASSERT_EQ(proof.status, ParseStatus::graph_error);
+    EXPECT_EQ(proof.error->code, 100);
+}
