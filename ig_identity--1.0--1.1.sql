@@ -396,6 +396,194 @@ COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) I
 
 
 -- ==== issue 16: a DBA's first hour ====
+-- Item 2, tokens encrypted at rest.
+-- Access tokens are stored sealed: AES-256-GCM with the key that the server
+-- setting ig_identity.key_file names, bound to their row (the associated
+-- data is 'access_token:' || ig_account_id), so a dump holds ciphertext
+-- only and a value copied to another row does not open.  Only the library
+-- opens them, where it reads credentials; no SQL function returns a token.
+-- Without a key this refuses (SQLSTATE 55000), unless
+-- ig_identity.allow_unencrypted_tokens is on.  Private.
+CREATE FUNCTION ig_identity.seal_secret(p_plain text, p_context text)
+RETURNS bytea
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_seal_secret';
+REVOKE ALL ON FUNCTION ig_identity.seal_secret(text, text) FROM PUBLIC;
+
+-- After the DBA has pointed ig_identity.previous_key_file at the old key and
+-- ig_identity.key_file at the new one: seals every stored secret that is not
+-- under the current key (the old key's, or unencrypted ones) again with it,
+-- and returns how many.  Superuser only; one value that does not open stops
+-- it, and nothing changes.
+CREATE FUNCTION @extschema@.ig_identity_rotate_key()
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_rotate_key';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_rotate_key() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_rotate_key() IS
+    'Encrypts every stored access token again with the key of ig_identity.key_file (superuser)';
+
+-- Whether a stored value opens to p_candidate: how a superuser (or a test)
+-- checks which token is stored, without a function that returns one.  A
+-- value that does not open raises the error its use would.  Private.
+CREATE FUNCTION ig_identity.secret_matches(p_column text, p_row_key text, p_stored bytea,
+                                           p_candidate text)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_secret_matches';
+REVOKE ALL ON FUNCTION ig_identity.secret_matches(text, text, bytea, text) FROM PUBLIC;
+
+-- Existing tokens are sealed in place.  Without a key (and without
+-- ig_identity.allow_unencrypted_tokens) seal_secret refuses with a hint
+-- naming ig_identity.key_file, and the whole update is rolled back: no
+-- token is lost.  With allow_unencrypted_tokens on they are kept unsealed
+-- until ig_identity_rotate_key() seals them.  No token, no key needed.
+ALTER TABLE ig_identity.account_tokens
+    ALTER COLUMN access_token TYPE bytea
+    USING ig_identity.seal_secret(access_token, pg_catalog.concat('access_token:', ig_account_id));
+ALTER TABLE ig_identity.account_tokens ALTER COLUMN access_token SET STATISTICS 0;
+
+CREATE OR REPLACE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
+RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
+               status text, paused_until timestamptz, token_rotated_at timestamptz,
+               consecutive_throttles int)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, pg_catalog.encode(t.access_token, 'hex'), a.status, a.paused_until,
+           t.rotated_at, a.consecutive_throttles
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
+       AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
+     ORDER BY a.ig_account_id COLLATE "C"
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_connect_account(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    access_token  text,
+    api_host      text DEFAULT 'graph.facebook.com')
+RETURNS ig_identity.connected_account
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_result ig_identity.connected_account;
+    v_page_id text;
+    v_sealed bytea;
+BEGIN
+    IF ig_connect_account.location_id IS NULL OR ig_connect_account.location_id = '' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'location_id must not be empty',
+            HINT    = 'Pass the id of the location (sub-account) that owns this Instagram account.';
+    END IF;
+    IF pg_catalog.length(ig_connect_account.location_id) > 200 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'location_id is too long',
+            DETAIL  = pg_catalog.format('It has %s characters; the limit is 200.',
+                                        pg_catalog.length(ig_connect_account.location_id));
+    END IF;
+    IF ig_connect_account.ig_account_id IS NULL
+       OR ig_connect_account.ig_account_id !~ '^[0-9]{1,32}$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'ig_account_id must be 1 to 32 digits',
+            DETAIL  = 'Instagram account ids are decimal strings such as 17841400000000001.';
+    END IF;
+    IF ig_connect_account.self_igsid IS NULL
+       OR ig_connect_account.self_igsid !~ '^[0-9]{1,32}$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'self_igsid must be 1 to 32 digits',
+            DETAIL  = 'The self IGSID is the business account''s own id in its conversations, a decimal string.';
+    END IF;
+    IF ig_connect_account.access_token IS NULL OR ig_connect_account.access_token = '' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token must not be empty';
+    END IF;
+    IF pg_catalog.length(ig_connect_account.access_token) > 4096 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token is too long',
+            DETAIL  = pg_catalog.format('It has %s characters; the limit is 4096.',
+                                        pg_catalog.length(ig_connect_account.access_token));
+    END IF;
+    -- Printable ASCII without spaces: what Meta issues. Anything else is a
+    -- copy-paste accident (a trailing newline) that would fail every call.
+    IF ig_connect_account.access_token !~ '^[!-~]+$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token contains whitespace, control or non-ASCII characters',
+            DETAIL  = 'Access tokens are printable ASCII without spaces.',
+            HINT    = 'Copy the token again without surrounding spaces or line breaks.';
+    END IF;
+    IF ig_connect_account.api_host IS NULL
+       OR ig_connect_account.api_host NOT IN ('graph.facebook.com', 'graph.instagram.com') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'unsupported api_host',
+            DETAIL  = 'The host decides which kind of token the account uses.',
+            HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
+    END IF;
+
+    -- The token is stored sealed, bound to this account's row; without a
+    -- key this refuses (55000) before anything is sent or written.
+    v_sealed := ig_identity.seal_secret(ig_connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) ig_connect_account.ig_account_id);
+
+    -- One /me call: the token is alive, of this host's login flavour, and
+    -- speaks for this account (Facebook Login: the Page linked to it).
+    v_page_id := ig_identity.check_account_token(ig_connect_account.api_host,
+                                                 ig_connect_account.access_token,
+                                                 ig_connect_account.ig_account_id);
+
+    -- Rows held back while the account was stopped or paused are due again
+    -- with the new token (otherwise they would wait out the old pause, up
+    -- to 15 minutes). Queue rows before the account row: the lock order of
+    -- the worker's saves, so the two never deadlock.
+    UPDATE ig_identity.refresh_queue q
+       SET not_before = pg_catalog.now()
+     WHERE q.ig_account_id = ig_connect_account.ig_account_id
+       AND q.not_before > pg_catalog.now()
+       AND (q.leased_until IS NULL OR q.leased_until < pg_catalog.now());
+
+    -- Connecting again is how credentials are rotated: it also clears the
+    -- state that stopped the account (reauth_required, a pause, last error).
+    INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host, page_id)
+    VALUES (ig_connect_account.ig_account_id, ig_connect_account.location_id,
+            ig_connect_account.self_igsid, ig_connect_account.api_host, v_page_id)
+    ON CONFLICT (ig_account_id) DO UPDATE
+       SET location_id = EXCLUDED.location_id,
+           self_igsid = EXCLUDED.self_igsid,
+           api_host = EXCLUDED.api_host,
+           page_id = EXCLUDED.page_id,
+           status = 'active',
+           paused_until = NULL,
+           consecutive_throttles = 0,
+           last_error = NULL,
+           last_error_code = NULL,
+           updated_at = pg_catalog.now()
+    RETURNING a.ig_account_id, a.location_id, a.status INTO v_result;
+
+    INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token)
+    VALUES (ig_connect_account.ig_account_id, v_sealed)
+    ON CONFLICT (ig_account_id) DO UPDATE
+       SET access_token = EXCLUDED.access_token,
+           rotated_at = pg_catalog.now();
+
+    RETURN v_result;
+END
+$fn$;
 -- ==== end of issue 16 ====
 
 

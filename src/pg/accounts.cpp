@@ -5,37 +5,65 @@
  */
 #include "pg/privilege.h"
 #include "pg/refresh.h"
+#include "pg/secrets.h"
 
 extern "C" {
 #include "utils/errcodes.h"
 }
 
 #include <ctime>
+#include <set>
 
 namespace igid::pg {
 
-/* Reads credentials for a location and/or one account. */
-static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id)
+/* Reads credentials for a location and/or one account.  The stored token
+ * is opened here, the one place credentials are read: a token that does not
+ * open (a key this server lacks, a value copied from another row) raises a
+ * clear error, or, for the worker (skip_unopenable), leaves that account out
+ * with one WARNING per account and cause, and its row is kept as it is. */
+static std::vector<AccountCreds> read_credentials(const Text &location_id, const Text &ig_account_id,
+                                                  bool skip_unopenable = false)
 {
     AsExtensionOwner owner;
     /* the token's rotation time as whole microseconds since the Unix epoch:
-     * exact, and free of DateStyle and TimeZone (see timestamptz_us_param) */
+     * exact, and free of DateStyle and TimeZone (see timestamptz_us_param);
+     * the sealed token as hex, free of bytea_output */
     auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token,"
                           "       (pg_catalog.extract('epoch', token_rotated_at)"
                           "        OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
                           "       consecutive_throttles"
                           "  FROM ig_identity.account_credentials($1, $2)",
                           {text_param(location_id), text_param(ig_account_id)}, true);
+    static const SecretColumn &tokens = secret_column("access_token");
     std::vector<AccountCreds> out;
-    for (auto &r : rows)
-        out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4],
+    for (auto &r : rows) {
+        const std::string id = r[0].value_or("");
+        std::string token;
+        try {
+            token = open_stored_secret(tokens, id, r[3].value_or(""));
+        } catch (const Error &e) {
+            if (!skip_unopenable)
+                throw;
+            static std::set<std::string> warned;
+            const std::string msg = e.what();
+            if (warned.insert(id + "\n" + msg).second) {
+                const std::string &detail = e.detail(), &hint = e.hint();
+                pg_call([&] {
+                    ereport(WARNING, (errcode(e.sqlstate()), errmsg("%s", msg.c_str()),
+                                      errdetail("%s", detail.c_str()), errhint("%s", hint.c_str())));
+                });
+            }
+            continue;
+        }
+        out.push_back({id, r[1].value_or(""), r[2].value_or(""), std::move(token), r[4],
                        std::stoi(r[5].value_or("0"))});
+    }
     return out;
 }
 
 std::vector<AccountCreds> all_accounts()
 {
-    return read_credentials(std::nullopt, std::nullopt);
+    return read_credentials(std::nullopt, std::nullopt, true);
 }
 
 std::vector<AccountCreds> location_accounts(const std::string &location_id)

@@ -256,6 +256,7 @@ AS $fn$
 DECLARE
     v_result ig_identity.connected_account;
     v_page_id text;
+    v_sealed bytea;
 BEGIN
     IF ig_connect_account.location_id IS NULL OR ig_connect_account.location_id = '' THEN
         RAISE EXCEPTION USING
@@ -314,6 +315,11 @@ BEGIN
             HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
     END IF;
 
+    -- The token is stored sealed, bound to this account's row; without a
+    -- key this refuses (55000) before anything is sent or written.
+    v_sealed := ig_identity.seal_secret(ig_connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) ig_connect_account.ig_account_id);
+
     -- One /me call: the token is alive, of this host's login flavour, and
     -- speaks for this account (Facebook Login: the Page linked to it).
     v_page_id := ig_identity.check_account_token(ig_connect_account.api_host,
@@ -349,7 +355,7 @@ BEGIN
     RETURNING a.ig_account_id, a.location_id, a.status INTO v_result;
 
     INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token)
-    VALUES (ig_connect_account.ig_account_id, ig_connect_account.access_token)
+    VALUES (ig_connect_account.ig_account_id, v_sealed)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET access_token = EXCLUDED.access_token,
            rotated_at = pg_catalog.now();
