@@ -31,7 +31,13 @@ static std::vector<AccountCreds> read_credentials(const Text &location_id, const
     auto rows = spi_query("SELECT ig_account_id, self_igsid, api_host, access_token,"
                           "       (pg_catalog.extract('epoch', token_rotated_at)"
                           "        OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
-                          "       consecutive_throttles"
+                          "       consecutive_throttles,"
+                          /* a database still at 1.0 stores tokens as text
+                           * (the update seals them): served as they are */
+                          "       (SELECT a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.bytea'::pg_catalog.regtype"
+                          "          FROM pg_catalog.pg_attribute a"
+                          "         WHERE a.attrelid OPERATOR(pg_catalog.=) 'ig_identity.account_tokens'::pg_catalog.regclass"
+                          "           AND a.attname OPERATOR(pg_catalog.=) 'access_token')"
                           "  FROM ig_identity.account_credentials($1, $2)",
                           {text_param(location_id), text_param(ig_account_id)}, true);
     static const SecretColumn &tokens = secret_column("access_token");
@@ -40,7 +46,10 @@ static std::vector<AccountCreds> read_credentials(const Text &location_id, const
         const std::string id = r[0].value_or("");
         std::string token;
         try {
-            token = open_stored_secret(tokens, id, r[3].value_or(""));
+            if (r[6].value_or("t") == "f")
+                token = r[3].value_or("");
+            else
+                token = open_stored_secret(tokens, id, r[3].value_or(""));
         } catch (const Error &e) {
             if (!skip_unopenable)
                 throw;
