@@ -13,7 +13,8 @@
 #      0); the old key can go.  Without the old key the token does not open
 #      and the rotation refuses, changing nothing.
 #   4. A key file readable by group or others is refused, with a clear
-#      error; 32 raw bytes are a key as well as 64 hex digits.
+#      error; 32 raw bytes are a key as well as 64 hex digits; the three
+#      settings are hidden from, and cannot be set by, a plain role.
 #   5. A sealed value copied into another account's row does not open there.
 #   6. allow_unencrypted_tokens: without a key, tokens are stored unsealed
 #      (marked as such) and readable; once a key is set, the rotation seals
@@ -168,6 +169,18 @@ is(sql("SELECT ig_identity.secret_matches('access_token', ig_account_id, access_
           FROM ig_identity.account_tokens WHERE ig_account_id = '$A'"), 't',
 	'the same key as 32 raw bytes opens the token');
 set_conf($node, "ig_identity.key_file = '$key_new'\n");
+
+# The settings are the superuser's: another role neither reads nor sets them.
+sql('CREATE ROLE enc_app LOGIN');
+for my $g ('ig_identity.key_file', 'ig_identity.previous_key_file', 'ig_identity.allow_unencrypted_tokens')
+{
+	($ret, $out, $err) = $node->psql('postgres', "SHOW $g", extra_params => [ '-U', 'enc_app' ]);
+	like($err, qr/must be superuser or have privileges of pg_read_all_settings/, "a plain role cannot SHOW $g");
+	($ret, $out, $err) = $node->psql('postgres', "SET $g = ''", extra_params => [ '-U', 'enc_app' ]);
+	like($err, qr/cannot be changed now/, "... nor SET it");
+	is($node->safe_psql('postgres', "SELECT count(*) FROM pg_settings WHERE name = '$g'", extra_params => [ '-U', 'enc_app' ]),
+		'0', '... nor see it in pg_settings');
+}
 
 # ---------------------------------------------------------------- 5. a value copied to another row
 sql("UPDATE ig_identity.account_tokens SET access_token = (SELECT access_token FROM ig_identity.account_tokens
