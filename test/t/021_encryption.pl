@@ -123,12 +123,21 @@ is($nokey->safe_psql('postgres', "SELECT username FROM ig_resolve_profile('$A', 
 $nokey->stop;
 
 # ---------------------------------------------------------------- 3. rotation
+# account B's app secret, sealed like a token (set here directly: the
+# mock's account B has no app secret, and no call for B follows)
+sql("UPDATE ig_identity.account_tokens
+        SET app_secret = ig_identity.seal_secret('tok-021-app-secret-Zq4m', 'app_secret:' || ig_account_id)
+      WHERE ig_account_id = '$B'");
 my $key_new = write_key_file($node->basedir . '/ig_identity_new.key');
 set_conf($node, "ig_identity.key_file = '$key_new'\nig_identity.previous_key_file = '$key_a'\n");
 is(sql("SELECT ig_identity.secret_matches('access_token', ig_account_id, access_token, '$TOKEN_A')
           FROM ig_identity.account_tokens WHERE ig_account_id = '$A'"), 't',
 	'with previous_key_file, a token sealed with the old key opens');
-is(sql('SELECT ig_identity_rotate_key()'), '2', 'ig_identity_rotate_key() re-seals both tokens');
+is(sql('SELECT ig_identity_rotate_key()'), '3', 'ig_identity_rotate_key() re-seals both tokens and the app secret');
+is(sql("SELECT encode(substr(app_secret, 2, 8), 'hex') FROM ig_identity.account_tokens WHERE ig_account_id = '$B'"),
+	key_id_of($node, $A), '... the app secret under the new key as well');
+is(sql("SELECT ig_identity.secret_matches('app_secret', ig_account_id, app_secret, 'tok-021-app-secret-Zq4m')
+          FROM ig_identity.account_tokens WHERE ig_account_id = '$B'"), 't', '... and it opens to the secret');
 my $id_new = key_id_of($node, $A);
 isnt($id_new, $id_a, "they are under the new key $id_new");
 is(key_id_of($node, $B), $id_new, '... both of them');
