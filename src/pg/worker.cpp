@@ -648,7 +648,17 @@ void Worker::fetch_and_apply(Claim &c)
                 outcomes.push_back(std::move(o));
             update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
         };
-        fetch_signals();
+        /* die() again on every way out of the fetch: a cancel (PgError from
+         * the progress callback), bad_alloc or curl failure too, or the SQL
+         * after it would ignore SIGTERM (TAP 026) */
+        struct FetchSignals {
+            FetchSignals() { fetch_signals(); }
+            ~FetchSignals()
+            {
+                pgstat_report_wait_end();
+                sql_signals();
+            }
+        } fetch_signals_scope;
         try {
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
             events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
@@ -665,8 +675,6 @@ void Worker::fetch_and_apply(Claim &c)
                 });
             }
         }
-        pgstat_report_wait_end();
-        sql_signals();
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
         pgstat_report_activity(STATE_IDLE, nullptr);
     }
