@@ -58,6 +58,9 @@ extern "C" {
 #include "utils/syscache.h"
 #include "catalog/pg_database.h"
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -171,18 +174,41 @@ constexpr long kDatabaseCheckFirstMs = 1000;  /* first look for a missing databa
 constexpr long kDatabaseCheckMaxMs = 30000;   /* the interval grows up to this */
 
 /* Whether database `db` exists and accepts connections; *cause says why
- * not.  Needs a transaction; reads only the shared catalog pg_database. */
+ * not.  Needs a transaction; reads only the shared catalog pg_database, by a
+ * heap scan as the autovacuum launcher does (get_database_list): with no
+ * database selected, an index scan (get_database_oid) needs the shared
+ * relcache init file, and without one (no backend connected since startup)
+ * it fails with FATAL "cannot read pg_class without having selected a
+ * database" (TAP 027). */
 bool database_ready(const char *db, char (&cause)[kLastErrorLen])
 {
-    const Oid oid = get_database_oid(db, true);
-    if (!OidIsValid(oid)) {
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    bool found = false, allowed = false, invalid = false;
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        const Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
+        if (strcmp(NameStr(form->datname), db) != 0)
+            continue;
+        found = true;
+        allowed = form->datallowconn;
+#ifdef DATCONNLIMIT_INVALID_DB
+        /* left by an interrupted DROP DATABASE: connecting fails (15.4+) */
+        invalid = form->datconnlimit == DATCONNLIMIT_INVALID_DB;
+#endif
+        break;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    if (!found) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not exist", db);
         return false;
     }
-    HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(oid));
-    bool allowed = HeapTupleIsValid(tup) && ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
-    if (HeapTupleIsValid(tup))
-        ReleaseSysCache(tup);
+    if (invalid) {
+        snprintf(cause, sizeof cause,
+                 "database \"%s\" named by ig_identity.database is invalid (an interrupted DROP DATABASE)", db);
+        return false;
+    }
     if (!allowed) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not allow connections", db);
         return false;
