@@ -12,6 +12,7 @@
 #include "pg/graph_settings.h"
 #include "pg/result.h"
 #include "pg/settings.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -38,7 +39,11 @@ HttpResponse run_one(HttpRequest request)
     http.submit(std::move(request));
     for (;;) {
         pg_call([] { CHECK_FOR_INTERRUPTS(); });
-        auto done = http.step(100);
+        std::vector<HttpResponse> done;
+        {
+            NetworkWait wait;
+            done = http.step(100);
+        }
         if (!done.empty())
             return std::move(done.front());
     }
