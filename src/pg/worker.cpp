@@ -318,6 +318,19 @@ void fetch_signals()
     }
 }
 
+/*
+ * Inside a unit of work run after SIGTERM was taken as a flag (a stopped
+ * fetch): the postmaster sends SIGTERM once, so a save or a release that
+ * waited on a lock (a prepared transaction's) would hold the server's
+ * shutdown up for good (TAP 029).  Such waits give up after 2 s; the rows
+ * of a worker that has exited are claimable again anyway.
+ */
+void limit_lock_waits_at_shutdown()
+{
+    if (ShutdownRequestPending)
+        (void) spi_exec("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", {});
+}
+
 /* Milliseconds from one timestamp to another (negative if earlier). */
 long ms_between(TimestampTz from, TimestampTz to)
 {
@@ -731,6 +744,7 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
     const long long refreshed = summary.refreshed, failed = summary.failed;
 
     unit_of_work("saving results", [&] {
+        limit_lock_waits_at_shutdown();
         /* queue rows before cache rows, the lock order of every path */
         if (!rel_accounts.empty())
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
@@ -763,6 +777,7 @@ void Worker::release_leases()
     }
     phase_ = "giving back leased rows";
     unit_of_work("giving back leased rows", [&] {
+        limit_lock_waits_at_shutdown();
         spi_exec("SELECT ig_identity._worker_release($1, $2)",
                  {text_array_param(accounts), text_array_param(users)});
     });
@@ -889,6 +904,12 @@ long Worker::pass()
             MemoryContextSwitchTo(cycle_cxt);
         });
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
+        if (ShutdownRequestPending) {
+            /* the save after a stopped fetch failed: leave now, the leases
+             * of an exited worker are claimable again at once */
+            leased_.clear();
+            throw ShutdownRequested{};
+        }
         try {
             release_leases();
         } catch (const PgError &e) {
