@@ -14,6 +14,7 @@
 #include "pg/result.h"
 #include "pg/secrets.h"
 #include "pg/settings.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -42,7 +43,11 @@ HttpResponse run_one(HttpRequest request)
     http.submit(std::move(request));
     for (;;) {
         pg_call([] { CHECK_FOR_INTERRUPTS(); });
-        auto done = http.step(100);
+        std::vector<HttpResponse> done;
+        {
+            NetworkWait wait;
+            done = http.step(100);
+        }
         if (!done.empty())
             return std::move(done.front());
     }

@@ -20,6 +20,7 @@
 #include "pg/refresh.h"
 #include "pg/result.h"
 #include "pg/settings.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -54,7 +55,12 @@ std::vector<HttpResponse> run_all(HttpDriver &http, std::vector<HttpRequest> req
     std::vector<HttpResponse> out;
     while (out.size() < n) {
         check_interrupts();
-        for (auto &r : http.step(100)) {
+        std::vector<HttpResponse> done;
+        {
+            NetworkWait wait;
+            done = http.step(100);
+        }
+        for (auto &r : done) {
             if (r.attempted)
                 counts.calls++;
             out.push_back(std::move(r));

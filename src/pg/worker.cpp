@@ -60,6 +60,9 @@ extern "C" {
 #include "utils/syscache.h"
 #include "catalog/pg_database.h"
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -174,18 +177,41 @@ constexpr long kDatabaseCheckFirstMs = 1000;  /* first look for a missing databa
 constexpr long kDatabaseCheckMaxMs = 30000;   /* the interval grows up to this */
 
 /* Whether database `db` exists and accepts connections; *cause says why
- * not.  Needs a transaction; reads only the shared catalog pg_database. */
+ * not.  Needs a transaction; reads only the shared catalog pg_database, by a
+ * heap scan as the autovacuum launcher does (get_database_list): with no
+ * database selected, an index scan (get_database_oid) needs the shared
+ * relcache init file, and without one (no backend connected since startup)
+ * it fails with FATAL "cannot read pg_class without having selected a
+ * database" (TAP 027). */
 bool database_ready(const char *db, char (&cause)[kLastErrorLen])
 {
-    const Oid oid = get_database_oid(db, true);
-    if (!OidIsValid(oid)) {
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    bool found = false, allowed = false, invalid = false;
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        const Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
+        if (strcmp(NameStr(form->datname), db) != 0)
+            continue;
+        found = true;
+        allowed = form->datallowconn;
+#ifdef DATCONNLIMIT_INVALID_DB
+        /* left by an interrupted DROP DATABASE: connecting fails (15.4+) */
+        invalid = form->datconnlimit == DATCONNLIMIT_INVALID_DB;
+#endif
+        break;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    if (!found) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not exist", db);
         return false;
     }
-    HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(oid));
-    bool allowed = HeapTupleIsValid(tup) && ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
-    if (HeapTupleIsValid(tup))
-        ReleaseSysCache(tup);
+    if (invalid) {
+        snprintf(cause, sizeof cause,
+                 "database \"%s\" named by ig_identity.database is invalid (an interrupted DROP DATABASE)", db);
+        return false;
+    }
     if (!allowed) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not allow connections", db);
         return false;
@@ -293,6 +319,19 @@ void fetch_signals()
         ProcDiePending = false;
         ShutdownRequestPending = true;
     }
+}
+
+/*
+ * Inside a unit of work run after SIGTERM was taken as a flag (a stopped
+ * fetch): the postmaster sends SIGTERM once, so a save or a release that
+ * waited on a lock (a prepared transaction's) would hold the server's
+ * shutdown up for good (TAP 029).  Such waits give up after 2 s; the rows
+ * of a worker that has exited are claimable again anyway.
+ */
+void limit_lock_waits_at_shutdown()
+{
+    if (ShutdownRequestPending)
+        (void) spi_exec("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", {});
 }
 
 /* Milliseconds from one timestamp to another (negative if earlier). */
@@ -652,7 +691,17 @@ void Worker::fetch_and_apply(Claim &c)
                 outcomes.push_back(std::move(o));
             update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
         };
-        fetch_signals();
+        /* die() again on every way out of the fetch: a cancel (PgError from
+         * the progress callback), bad_alloc or curl failure too, or the SQL
+         * after it would ignore SIGTERM (TAP 026) */
+        struct FetchSignals {
+            FetchSignals() { fetch_signals(); }
+            ~FetchSignals()
+            {
+                pgstat_report_wait_end();
+                sql_signals();
+            }
+        } fetch_signals_scope;
         try {
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
             events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
@@ -669,8 +718,6 @@ void Worker::fetch_and_apply(Claim &c)
                 });
             }
         }
-        pgstat_report_wait_end();
-        sql_signals();
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
         pgstat_report_activity(STATE_IDLE, nullptr);
     }
@@ -762,6 +809,7 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
     const long long refreshed = summary.refreshed, failed = summary.failed;
 
     unit_of_work("saving results", [&] {
+        limit_lock_waits_at_shutdown();
         /* queue rows before cache rows, the lock order of every path */
         if (!rel_accounts.empty())
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
@@ -794,6 +842,7 @@ void Worker::release_leases()
     }
     phase_ = "giving back leased rows";
     unit_of_work("giving back leased rows", [&] {
+        limit_lock_waits_at_shutdown();
         spi_exec("SELECT ig_identity._worker_release($1, $2)",
                  {text_array_param(accounts), text_array_param(users)});
     });
@@ -922,6 +971,12 @@ long Worker::pass()
             MemoryContextSwitchTo(cycle_cxt);
         });
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
+        if (ShutdownRequestPending) {
+            /* the save after a stopped fetch failed: leave now, the leases
+             * of an exited worker are claimable again at once */
+            leased_.clear();
+            throw ShutdownRequested{};
+        }
         try {
             release_leases();
         } catch (const PgError &e) {
@@ -975,9 +1030,13 @@ int Worker::run()
         try {
             pg_call([] { CHECK_FOR_INTERRUPTS(); });
         } catch (const PgError &e) {
-            /* a cancel (SIGINT) while idle: nothing to cancel */
-            phase_ = "waiting for work";
-            report_failure(e.edata(), e.what());
+            /* a cancel (SIGINT) while idle: nothing to cancel, nothing to
+             * report (it is no failed cycle: TAP 031) */
+            if (e.edata()->sqlerrcode != ERRCODE_QUERY_CANCELED) {
+                phase_ = "waiting for work";
+                consecutive_failures_++;
+                report_failure(e.edata(), e.what());
+            }
         }
         if (ShutdownRequestPending)
             break;
