@@ -44,6 +44,20 @@ static bool check_graph_api_url(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * ig_identity.ca_file decides whom the client trusts with tokens, so it is
+ * superuser-only too.  An absolute path, or empty for the system store; a
+ * relative one would depend on each process's working directory.
+ */
+static bool check_ca_file(char **newval, void **extra, GucSource source)
+{
+    const char *v = *newval;
+    if (v == nullptr || v[0] == '\0' || v[0] == '/')
+        return true;
+    GUC_check_errdetail("The CA bundle must be given as an absolute path (or empty for the system store).");
+    return false;
+}
+
+/*
  * Loaded on demand (not preloaded), the library finds ig_identity.graph_api_url
  * as a placeholder.  When the placeholder's value came from a role that may
  * not set the parameter (a non-superuser's PGOPTIONS='-c
@@ -121,6 +135,13 @@ void define_settings()
                             "Total time allowed for one Graph API request.", nullptr,
                             &settings.http_timeout_ms, 10000, 100, 300000, PGC_SUSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+    DefineCustomStringVariable(
+        "ig_identity.ca_file",
+        "CA bundle (PEM) that Graph API servers' certificates are checked against.",
+        "Empty means the system's CA store. Set it for a private CA or a TLS-intercepting "
+        "proxy; certificate and host name checks stay on either way.",
+        &settings.ca_file, "", PGC_SUSET, 0, check_ca_file, nullptr, nullptr);
 
 #if PG_VERSION_NUM >= 150000
     MarkGUCPrefixReserved("ig_identity");
