@@ -157,6 +157,8 @@ struct HttpDriver::Impl {
     std::map<std::string, Account> accounts;
     std::unordered_map<CURL *, std::unique_ptr<Transfer>> active;
     std::string round_robin_last;
+    // What the last answer came over: 2 for HTTP/2, 1 for HTTP/1.x, 0 unknown.
+    int http_major = 0;
 
     explicit Impl(HttpOptions opts) : options(std::move(opts)) {
         if (!options.clock)
@@ -386,11 +388,32 @@ struct HttpDriver::Impl {
             }
             if (r.error == TransportError::none)
                 r.body = std::move(t->body);
+            note_http_version(handle, rc);
             r.app_usage = std::move(t->app_usage);
             r.business_usage = std::move(t->business_usage);
             r.content_type = std::move(t->content_type);
             out.push_back(std::move(r));
         }
+    }
+
+    // Once the server answers over HTTP/2, at most two connections per host:
+    // the one in use and, after a GOAWAY, the one replacing it while the old
+    // one drains. Without the cap libcurl opens a connection per waiting
+    // transfer after a GOAWAY (PIPEWAIT does not wait on a draining
+    // connection's successor) and the refresh goes on over max_concurrency
+    // connections. An HTTP/1.1 answer lifts the cap again (keep-alive needs
+    // one connection per transfer in flight).
+    void note_http_version(CURL *handle, CURLcode rc) {
+        if (rc != CURLE_OK)
+            return;
+        long version = 0;
+        if (curl_easy_getinfo(handle, CURLINFO_HTTP_VERSION, &version) != CURLE_OK)
+            return;
+        const int major = version == CURL_HTTP_VERSION_2_0 ? 2 : version != 0 ? 1 : 0;
+        if (major == 0 || major == http_major)
+            return;
+        http_major = major;
+        curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, major == 2 ? 2L : 0L);
     }
 
     void perform() {

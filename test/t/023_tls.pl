@@ -6,7 +6,8 @@
 #     reused;
 #   - GOAWAY: a graceful proxy reload mid-refresh; stream resets (the mock
 #     cuts a body short after nghttpx forwarded the headers): retried as
-#     transient, nothing lost, nothing fetched again once saved;
+#     transient, nothing lost, nothing fetched again once saved, and the
+#     calls after the GOAWAY multiplexed on a new connection or two;
 #   - certificate failures (unknown CA, wrong host name, expired): an error
 #     naming the TLS failure, no request reaches the proxy (so no token is
 #     sent), the account stays active (not reauth_required) and the status
@@ -120,8 +121,11 @@ my $conns_before = proxy_connections(@all[ $before .. $at_reload - 1 ]);
 my %old_conn = map { ("$_->{port}" => 1) } @all[ $before .. $at_reload - 1 ];
 my @after = grep { !$old_conn{$_->{port}} } @all[ $at_reload .. $#all ];
 my $conns_after = proxy_connections(@after);
-cmp_ok(scalar(@after), '>', 0, 'after the GOAWAY the calls went on new connections');
-diag("GOAWAY phase: $conns_before connection(s) before the reload, $conns_after new one(s) after it");
+cmp_ok(scalar(@after), '>', 0, 'after the GOAWAY the calls went on on new connections');
+# libcurl alone would open one per waiting transfer here; the driver caps
+# an h2 host at two connections (the draining one and its successor)
+cmp_ok($conns_after, '<=', 3,
+	"and stayed multiplexed ($conns_before connection(s) before the reload, $conns_after after it)");
 like(slurp_file($h2->{errors}), qr/Graceful shutdown commencing/, 'the old proxy worker shut down gracefully');
 $by_user = calls_by_user();
 is(scalar(grep { ($by_user->{$_} // 0) != 1 } @batch), 0,
