@@ -220,4 +220,24 @@ diag("slow drip call took ${took}s");
 cmp_ok($took, '<', 1.5 * 3 + 6, 'within http_timeout per attempt (plus the retry backoff)');
 
 $node->stop;
+
+# --- not preloaded: a refused placeholder keeps the configured bundle --------
+my $plain = PostgreSQL::Test::Cluster->new('tls_plain');
+$plain->init;
+$plain->append_conf('postgresql.conf',
+	"ig_identity.ca_file = '$ca->{crt}'\nig_identity.verify_on_connect = off\n");
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION ig_identity; CREATE ROLE regress_tls_app LOGIN;'
+	  . ' GRANT EXECUTE ON FUNCTION ig_identity_wakeup() TO regress_tls_app;');
+{
+	local $ENV{PGOPTIONS} = "-c ig_identity.ca_file=$other_ca->{crt}";
+	my ($ret, $shown, $warn) = $plain->psql('postgres',
+		'SELECT ig_identity_wakeup(); SHOW ig_identity.ca_file;',
+		extra_params => [ '-U', 'regress_tls_app', '-t', '-A' ]);
+	my (undef, $value) = split /\n/, $shown // '';
+	is($value, $ca->{crt}, 'not preloaded: the configured ca_file stays') or diag($shown, $warn);
+	like($warn, qr/permission denied to set parameter "ig_identity.ca_file"/,
+		'not preloaded: the placeholder from a non-superuser is refused at load');
+}
+$plain->stop;
 done_testing();
