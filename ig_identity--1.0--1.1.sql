@@ -230,6 +230,759 @@ BEGIN
     RETURN v_oid::pg_catalog.regclass;
 END
 $fn$;
+-- ---- begin: the repair as the inbox tables' owners (generated from src/sql/20_repair.sql) ----
+-- Runs one statement (written in this file; $1 is p_arg) as the owner of
+-- p_rel in a security-restricted operation, so the app's triggers, defaults
+-- and index expressions never run with the installer's rights; returns the
+-- statement's first column (jsonb) of every row.  Its deferred constraint
+-- triggers fire inside too (src/pg/sql_as_owner.cpp).  Anything that
+-- touches ig_identity's own tables stays with the caller.
+CREATE FUNCTION ig_identity.as_owner(p_rel regclass, p_sql text, p_arg jsonb DEFAULT NULL)
+RETURNS jsonb[]
+LANGUAGE C
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_as_owner';
+-- An inbox table of the extension's schema, or NULL when absent. Anything
+-- but a plain table under that name (a view, a foreign table) is refused
+-- rather than guessed at, and so is a table with inheritance children: a
+-- parent's rows and its children's share ctids. Messages may be
+-- declaratively partitioned (by month is common): the repair tells their
+-- rows apart by tableoid and ctid, and the writers keep ids unique across
+-- partitions (36_partitioned_inbox.sql).
+CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_oid     oid;
+    v_relkind "char";
+BEGIN
+    SELECT c.oid, c.relkind INTO v_oid, v_relkind
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = p_nsp AND c.relname = p_name;
+    IF v_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
+                                        v_relkind),
+            HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
+    END IF;
+    RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+-- The partition key columns of a partitioned table (empty for a plain
+-- one); a key on an expression is refused: no unique index can hold it.
+CREATE FUNCTION ig_identity.partition_key_columns(p_rel regclass)
+RETURNS name[]
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cols name[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = p_rel) THEN
+        RETURN '{}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p
+                WHERE p.partrelid = p_rel AND 0 = ANY (p.partattrs::pg_catalog.int2[])) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is partitioned on an expression', p_rel),
+            DETAIL  = 'ig_identity needs a unique index on id and the partition key, which an expression key cannot be part of.',
+            HINT    = 'Partition it on columns (created_at, for instance), then install ig_identity again.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.n) INTO v_cols
+      FROM pg_catalog.pg_partitioned_table p,
+           pg_catalog.unnest(p.partattrs::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n),
+           pg_catalog.pg_attribute a
+     WHERE p.partrelid = p_rel AND a.attrelid = p_rel AND a.attnum = k.attnum;
+    RETURN v_cols;
+END
+$fn$;
+-- p_columns is {{name, definition}, ...}, definitions written in this file.
+-- Only fast ADD COLUMNs (constant or stable defaults): no table rewrite.
+-- Columns the app added are never touched.
+CREATE OR REPLACE FUNCTION ig_identity.add_missing_columns(p_rel regclass, p_columns text[])
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_added int := 0;
+BEGIN
+    FOR i IN 1 .. pg_catalog.array_length(p_columns, 1) LOOP
+        IF NOT ig_identity.has_column(p_rel, p_columns[i][1]::name) THEN
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s',
+                                                                  p_rel, p_columns[i][1], p_columns[i][2]));
+            v_added := v_added + 1;
+        END IF;
+    END LOOP;
+    RETURN v_added;
+END
+$fn$;
+-- Moves the rows matching p_where (a predicate written in this file, over
+-- alias t; $1 is p_arg) to the quarantine. Returns how many. The DELETE
+-- runs as the table's owner, the INSERT into the quarantine as the caller.
+DROP FUNCTION ig_identity.quarantine_rows(regclass, text, text);
+CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
+                                            p_arg jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+BEGIN
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+               'DELETE FROM %s t WHERE %s RETURNING pg_catalog.to_jsonb(t)', p_rel, p_where),
+               p_arg)) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    RETURN v_moved;
+END
+$fn$;
+-- Conversations and messages are keyed by their Graph id; the webhook and
+-- sync paths upsert on it. Webhook redeliveries in a legacy table without
+-- that key are set aside (one row of each id stays), then the index is built.
+-- A partitioned table cannot have a unique index on id alone: its index is
+-- on id and the partition key, and the writers keep ids unique across the
+-- partitions (store_messages_partitioned); the repair sets aside duplicate
+-- ids every time, rows told apart by tableoid and ctid.
+CREATE OR REPLACE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
+BEGIN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
+        RETURN 0;
+    END IF;
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
+    -- Keep a row that knows its account, then the physically first one.
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.tableoid AS rel, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.id
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_repair(
+    OUT tables_created   int,
+    OUT columns_added    int,
+    OUT rows_recovered   bigint,
+    OUT rows_merged      bigint,
+    OUT rows_quarantined bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- '@extschema@' is the quoted schema name; regnamespace parses it back.
+    v_nsp    oid := '@extschema@'::pg_catalog.regnamespace;
+    v_schema name;
+    v_rel    regclass;
+    v_label  text;
+    v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
+BEGIN
+    tables_created := 0;
+    columns_added := 0;
+    rows_recovered := 0;
+    rows_merged := 0;
+    rows_quarantined := 0;
+    SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+
+    /*
+     * Conversations and messages first: the user cache's lost accounts are
+     * recovered from them, after their duplicates are gone.
+     */
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_conversations (
+                 id                text PRIMARY KEY,
+                 ig_account_id     text NOT NULL,
+                 location_id       text,
+                 participant_igsid text,
+                 updated_time      timestamptz,
+                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_account_participant_idx
+                 ON %s (ig_account_id, participant_igsid)', v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'ig_account_id', 'location_id', 'participant_igsid']::name[]);
+        -- Added nullable: existing rows have no value, and their app data
+        -- is not ours to force.
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',                'text'],
+            ['ig_account_id',     'text'],
+            ['location_id',       'text'],
+            ['participant_igsid', 'text'],
+            ['updated_time',      'timestamptz'],
+            ['created_at',        'timestamptz NOT NULL DEFAULT now()']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_conversations_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_messages (
+                 id              text PRIMARY KEY,
+                 conversation_id text,
+                 ig_account_id   text NOT NULL,
+                 from_id         text,
+                 to_id           text,
+                 message         text,
+                 created_at      timestamptz,
+                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
+            v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'conversation_id', 'ig_account_id', 'from_id', 'to_id']::name[]);
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',              'text'],
+            ['conversation_id', 'text'],
+            ['ig_account_id',   'text'],
+            ['from_id',         'text'],
+            ['to_id',           'text'],
+            ['message',         'text'],
+            ['created_at',      'timestamptz'],
+            ['is_echo',         'boolean NOT NULL DEFAULT false']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_messages_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_user_cache (
+                 ig_account_id   text NOT NULL,
+                 ig_user_id      text NOT NULL,
+                 username        text,
+                 name            text,
+                 profile_pic     text,
+                 profile_pic_url text,
+                 last_fetched_at timestamptz,
+                 fetch_status    text NOT NULL DEFAULT ''ok''
+                                 CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error'')),
+                 last_error_code int,
+                 fetch_attempts  int NOT NULL DEFAULT 0,
+                 next_fetch_at   timestamptz,
+                 created_at      timestamptz NOT NULL DEFAULT now(),
+                 updated_at      timestamptz NOT NULL DEFAULT now(),
+                 CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                     PRIMARY KEY (ig_account_id, ig_user_id))', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+        RETURN;
+    END IF;
+
+    /*
+     * A legacy identity cache: the table that held the bug.
+     */
+    v_label := ig_identity.table_label(v_rel);
+    IF NOT ig_identity.has_column(v_rel, 'ig_user_id') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has no column ig_user_id', v_rel),
+            DETAIL  = 'Without the participant id the rows cannot be identified.',
+            HINT    = 'Rename the table if it is not the inbox identity cache, then install ig_identity again.';
+    END IF;
+    PERFORM ig_identity.require_text_columns(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]);
+    -- ig_account_id, when missing, is added nullable and recovered below
+    -- like any other lost account.
+    columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+        ['ig_account_id',   'text'],
+        ['username',        'text'],
+        ['name',            'text'],
+        ['profile_pic',     'text'],
+        ['profile_pic_url', 'text'],
+        ['last_fetched_at', 'timestamptz'],
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        ['last_error_code', 'int'],
+        ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
+        ['next_fetch_at',   'timestamptz'],
+        ['created_at',      'timestamptz NOT NULL DEFAULT now()'],
+        ['updated_at',      'timestamptz NOT NULL DEFAULT now()']]);
+
+    -- A row without a participant id identifies nobody.
+    rows_quarantined := rows_quarantined
+        + ig_identity.quarantine_rows(v_rel, 'missing_user_id', 't.ig_user_id IS NULL');
+
+    /*
+     * Lost accounts. The accounts that talk to a participant are the ones
+     * whose conversations name it or whose messages it sent or received.
+     * Exactly one: that is its account. None or several: the row cannot be
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
+     */
+    SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+      INTO v_pairs
+      FROM pg_catalog.unnest(
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                      FROM %s c
+                     WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_conversations')))
+               OPERATOR(pg_catalog.||)
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(u.id::text, m.ig_account_id::text)
+                      FROM %s m CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+                     WHERE u.id IS NOT NULL AND m.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_messages')))) AS p(pair);
+    v_candidates := pg_catalog.format(
+        'WITH pairs AS (
+             SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+               FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+         cand AS (
+             SELECT u.ctid AS tid,
+                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+              WHERE u.ig_account_id IS NULL
+              GROUP BY u.ctid)', v_rel);
+    v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         UPDATE %s u SET ig_account_id = c.accounts[1]
+           FROM cand c
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+      RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+    rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                          m.r -> 'accounts')
+           END
+      FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         DELETE FROM %1$s u USING cand c
+          WHERE u.ctid = c.tid
+      RETURNING pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(c.accounts),
+                                              ''row_data'', pg_catalog.to_jsonb(u))', v_rel),
+             v_pairs)) AS m(r);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+
+    -- The business account stored as its own participant: the trap that
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
+    rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        't.ig_user_id::text = t.ig_account_id::text
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
+
+    /*
+     * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
+     * (it keeps the app's own columns and fetch state); each identity column
+     * takes the freshest non-null value of the group. The absorbed rows go to
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
+     */
+    v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+        'WITH g AS (
+             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+               FROM %1$s u
+              GROUP BY u.ig_account_id, u.ig_user_id
+             HAVING pg_catalog.count(*) > 1),
+         kept AS (
+             UPDATE %1$s u
+                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+               FROM g
+              WHERE u.ctid = g.keep
+          RETURNING 1)
+         DELETE FROM %1$s u USING g
+          WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+      RETURNING pg_catalog.to_jsonb(u)',
+        v_rel));
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label, 'merged_duplicate', r.row_data
+      FROM pg_catalog.unnest(v_rows) AS r(row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+    SELECT pg_catalog.count(*) INTO v_n
+      FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+              FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+    rows_merged := rows_merged + v_n;
+
+    -- profile_pic is what current code writes; profile_pic_url is kept
+    -- equal for older readers.
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+        'UPDATE %s u
+            SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
+                profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
+                  AND NOT a.attnotnull) THEN
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
+    END IF;
+
+    -- A UNIQUE constraint, not a primary key: the app's table may already
+    -- have one (an id column).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        PERFORM ig_identity.require_free_name(v_rel,
+            'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.as_owner(regclass, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.quarantine_rows(regclass, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.partition_key_columns(regclass) FROM PUBLIC;
+-- ---- end: the repair as the inbox tables' owners ----
+-- ---- begin: ids of another account ----
+-- (src/sql/35_tenant_ids.sql; the store upserts of 30_fetch.sql, which since the mixed-owners change read no other table)
+/* ------------------------------------------------------------------------
+ * Ids of another account (issue 12)
+ *
+ * Conversation and message ids are the Graph API's and the inbox tables are
+ * keyed on them alone, so a write for account A can meet a row that account
+ * B already stores under the same id (a webhook misrouted by the app, two
+ * tenants of one database fed the same fixture, a buggy proxy). The upserts
+ * (store_conversations, store_messages) never change such a row; once they
+ * have run, the readers below tell which ids are stored for another
+ * account, and A's copies of those rows go to ig_identity.quarantine with
+ * reason 'id_of_another_account' (once per distinct copy), with a WARNING
+ * naming how many. Both stay: B's row where it was, A's copy in the
+ * quarantine.
+ * ------------------------------------------------------------------------ */
+
+-- Readers (run as the table's owner, like every inbox read): which of
+-- p_ids the table stores for an account other than p_ig_account_id.
+CREATE FUNCTION ig_identity.read_foreign_conversation_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.id::text), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.id::text = ANY (p_ids)
+       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+$$;
+
+CREATE FUNCTION ig_identity.read_foreign_message_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT m.id::text), '{}')
+      FROM @extschema@.instagram_messages m
+     WHERE m.id::text = ANY (p_ids)
+       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+$$;
+
+-- Stores the copies (as the extension owner: the quarantine is private);
+-- a copy already set aside is not stored again. Returns how many.
+CREATE FUNCTION ig_identity.set_aside_foreign_ids(p_table text, p_ig_account_id text, p_rows jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_label text := ig_identity.table_label(
+        pg_catalog.format('%s.%I', '@extschema@', p_table)::pg_catalog.regclass);
+    v_n bigint;
+BEGIN
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT DISTINCT v_label, 'id_of_another_account', r.row_data
+      FROM pg_catalog.jsonb_array_elements(p_rows) AS r(row_data)
+     WHERE NOT EXISTS (SELECT 1 FROM ig_identity.quarantine q
+                        WHERE q.reason OPERATOR(pg_catalog.=) 'id_of_another_account'
+                          AND q.source_table OPERATOR(pg_catalog.=) v_label
+                          AND q.row_data OPERATOR(pg_catalog.=) r.row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 THEN
+        RAISE WARNING USING
+            MESSAGE = pg_catalog.format('ig_identity kept %s of account %s out of %s: another account stores %s',
+                                        v_n OPERATOR(pg_catalog.||) CASE WHEN v_n OPERATOR(pg_catalog.=) 1 THEN ' row' ELSE ' rows' END,
+                                        p_ig_account_id, v_label,
+                                        CASE WHEN v_n OPERATOR(pg_catalog.=) 1 THEN 'its id' ELSE 'their ids' END),
+            DETAIL  = 'The other account''s rows are unchanged; these copies are in ig_identity.quarantine with reason id_of_another_account.',
+            HINT    = 'Check which account the app routes these webhooks or syncs to: one conversation or message belongs to one account.';
+    END IF;
+    RETURN v_n;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.set_aside_foreign_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[], p_foreign text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ig_identity.set_aside_foreign_ids('instagram_conversations', p_ig_account_id,
+        COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'id', s.id, 'ig_account_id', p_ig_account_id, 'location_id', p_location_id,
+            'participant_igsid', s.participant, 'updated_time', s.updated)), '[]'))
+      FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
+     WHERE s.id OPERATOR(pg_catalog.=) ANY (p_foreign) -- (unnest of several arrays: the FROM form, unqualified)
+$$;
+
+CREATE FUNCTION ig_identity.set_aside_foreign_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[], p_foreign text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ig_identity.set_aside_foreign_ids('instagram_messages', p_ig_account_id,
+        COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'id', s.id, 'conversation_id', s.conversation_id, 'ig_account_id', p_ig_account_id,
+            'from_id', s.from_id, 'to_id', s.to_id, 'message', s.message,
+            'created_at', s.created_at, 'is_echo', s.is_echo)), '[]'))
+      FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+           AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+     WHERE s.id OPERATOR(pg_catalog.=) ANY (p_foreign) -- (unnest of several arrays: the FROM form, unqualified)
+$$;
+-- Upserts one page of conversations from the Conversations API and returns
+-- the ids of those that are new or changed since the last sync, whose
+-- messages are worth storing (running a sync twice stores nothing twice).
+-- Like store_messages, it touches only inbox tables and runs with its
+-- caller's rights: the C code calls it as the table's owner (inbox.cpp).
+CREATE OR REPLACE FUNCTION ig_identity.store_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[])
+RETURNS text[]
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH before AS (
+        SELECT c.id, c.updated_time
+          FROM @extschema@.instagram_conversations c
+         WHERE c.id = ANY (p_ids)
+    ), up AS (
+        INSERT INTO @extschema@.instagram_conversations AS c
+               (id, ig_account_id, location_id, participant_igsid, updated_time)
+        SELECT s.id, p_ig_account_id, p_location_id, s.participant, s.updated
+          FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
+        ON CONFLICT (id) DO UPDATE
+           SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
+               location_id = COALESCE(c.location_id, EXCLUDED.location_id),
+               updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
+         WHERE c.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
+        RETURNING c.id, c.updated_time
+    )
+    SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
+      FROM up LEFT JOIN before b ON b.id = up.id
+     WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+$$;
+-- Stores messages (sync or webhook), deduplicated on the message id (mid);
+-- a message first seen without its conversation gets it when one is known.
+-- Returns how many were new.
+CREATE OR REPLACE FUNCTION ig_identity.store_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages AS m
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+        ON CONFLICT (id) DO UPDATE
+           SET conversation_id = EXCLUDED.conversation_id
+         WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+        RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted) FROM ins
+$$;
+REVOKE ALL ON FUNCTION ig_identity.read_foreign_conversation_ids(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_foreign_message_ids(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_ids(text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_conversations(text, text, text[], text[], timestamptz[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_messages(text, text[], text[], text[], text[], text[], timestamptz[], boolean[], text[]) FROM PUBLIC;
+-- ---- end: ids of another account ----
+-- ---- begin: a partitioned instagram_messages ----
+-- (src/sql/36_partitioned_inbox.sql)
+/* ------------------------------------------------------------------------
+ * A declaratively partitioned instagram_messages (issue 12)
+ *
+ * Messages partitioned by month are common. PostgreSQL cannot hold a unique
+ * index on id alone across partitions (every unique index of a partitioned
+ * table includes the partition key), so ON CONFLICT (id) has nothing to
+ * infer from. For such a table the C code (inbox.cpp) calls this writer
+ * instead of store_messages: it takes a transaction-scoped advisory lock per
+ * message id, in id order, then, each statement with a fresh snapshot (a
+ * volatile SQL function), completes a known message's conversation and
+ * inserts the ids not yet stored. Concurrent writers of one id therefore
+ * wait for each other and the second sees the first's row (READ COMMITTED,
+ * the default; under REPEATABLE READ the repair's unique index on id and
+ * the partition key is what stops an exact duplicate). Same arguments and
+ * result as store_messages; runs as the table's owner.
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION ig_identity.store_messages_partitioned(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('ig_identity.instagram_messages'),
+                                                             pg_catalog.hashtext(l.id)))
+      FROM (SELECT DISTINCT u.id FROM unnest(p_ids) AS u(id) WHERE u.id IS NOT NULL ORDER BY u.id) AS l;
+
+    WITH rows AS (
+        SELECT s.id,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
+               AS s(id, conversation_id, from_id, to_id, is_echo)
+    )
+    UPDATE @extschema@.instagram_messages m
+       SET conversation_id = r.conv
+      FROM (SELECT DISTINCT ON (rows.id) rows.id, rows.conv FROM rows ORDER BY rows.id) AS r
+     WHERE m.id = r.id AND m.conversation_id IS NULL AND r.conv IS NOT NULL
+       AND m.ig_account_id = p_ig_account_id; -- never another account's row (35_tenant_ids.sql)
+
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+         WHERE r.id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.instagram_messages m WHERE m.id = r.id)
+         ORDER BY r.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM ins
+$$;
+REVOKE ALL ON FUNCTION ig_identity.store_messages_partitioned(text, text[], text[], text[], text[], text[], timestamptz[], boolean[]) FROM PUBLIC;
+-- ---- end: a partitioned instagram_messages ----
+-- ---- begin: inbox tables with different owners ----
+-- (src/sql/37_mixed_owners.sql)
+/* ------------------------------------------------------------------------
+ * Inbox tables with different owners (issue 12)
+ *
+ * Each inbox table is read and written as its own owner. A message stored
+ * without its conversation id takes the account's newest conversation with
+ * that participant: this reader finds it, as the owner of
+ * instagram_conversations, and the C code (inbox.cpp) passes the filled
+ * array to store_messages, which runs as the owner of instagram_messages
+ * and reads no other table. Neither owner needs a grant on the other's
+ * table, and the conversations owner's policies never run as the messages
+ * owner.
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION ig_identity.read_message_conversations(p_ig_account_id text, p_conversation_ids text[],
+                                                       p_from text[], p_to text[], p_echo boolean[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(
+               COALESCE(s.conversation_id,
+                        (SELECT c.id::text FROM @extschema@.instagram_conversations c
+                          WHERE c.ig_account_id = p_ig_account_id
+                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
+                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1))
+               ORDER BY s.n), '{}')
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) WITH ORDINALITY
+           AS s(conversation_id, from_id, to_id, is_echo, n)
+$$;
+REVOKE ALL ON FUNCTION ig_identity.read_message_conversations(text, text[], text[], text[], boolean[]) FROM PUBLIC;
+-- ---- end: inbox tables with different owners ----
 -- ==== end of issue 12 ====
 
 

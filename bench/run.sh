@@ -19,7 +19,9 @@
 #                backend's memory while refreshing 50,000 participants
 #   rate      6. requests per second per account seen at the mock with
 #                ig_identity.requests_per_second = 2
-#   tls       7. (issue 18) the production transport: nghttpx terminating TLS
+#   syncmem   7. ig_sync_inbox's private memory over 2,000 and over 20,000
+#                conversations: flat, not growing with the inbox
+#   tls       8. (issue 18) the production transport: nghttpx terminating TLS
 #                in front of the mock, a CA made for the run. The refresh of
 #                N = 2,000 at C = 16 over TLS + h2 and over HTTP/1.1 + TLS
 #                against ceil(N / C) x L, with the connections and TLS
@@ -27,7 +29,7 @@
 #                against plain HTTP; the PL/pgSQL loop over
 #                ig_resolve_profile through TLS against the h2 refresh
 #
-#   bench/run.sh --quick tls     scenario 7 with N = 400 (loop: 100)
+#   bench/run.sh --quick tls     scenario 8 with N = 400 (loop: 100)
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
@@ -36,7 +38,7 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate tls)
+ALL=(refresh baseline sync upsert worker rate syncmem tls)
 QUICK=
 if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 SCENARIOS=("$@")
@@ -109,6 +111,37 @@ SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed;
 SQL
+}
+
+# sample_backend_memory DB OUT: runs the SQL on stdin in one session of DB
+# (output in OUT) after a 1 s idle baseline sample, sampling the backend's
+# /proc status every 50 ms; writes "anon0 anon1 rss0 rss1" (kB: private
+# memory at the baseline and at its peak, RSS likewise) to OUT.mem.
+sample_backend_memory() {
+    local db=$1 out=$2 script
+    script=$(cat)
+    rm -f "$out.pid"
+    psql_as "$db" -v ON_ERROR_STOP=1 -qtA -F ' ' >"$out" 2>&1 <<SQL &
+\o $out.pid
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(1);
+$script
+SQL
+    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
+    while kill -0 "$bg" 2>/dev/null; do
+        [ -z "$bpid" ] && bpid=$(cat "$out.pid" 2>/dev/null | tr -d ' \n')
+        if [ -n "$bpid" ]; then
+            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
+            if [ -n "${a:-}" ]; then
+                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
+                [ "$a" -gt "$anon1" ] && anon1=$a
+                [ "$r" -gt "$rss1" ] && rss1=$r
+            fi
+        fi
+        sleep 0.05
+    done
+    echo "${anon0:-0} $anon1 ${rss0:-0} $rss1" >"$out.mem"
 }
 
 REFRESH_16=
@@ -322,29 +355,11 @@ SQL
     new_db bench_rss
     seed_participants bench_rss "$RSS_N"
     mockctl reset
-    # the session writes its pid, idles 1 s (the baseline sample), refreshes;
-    # meanwhile its /proc status is sampled every 50 ms
-    rm -f "$DIR/rss.pid"
-    psql_as bench_rss -v ON_ERROR_STOP=1 -qtA -F ' ' >"$DIR/rss.out" 2>&1 <<SQL &
-\o $DIR/rss.pid
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(1);
+    sample_backend_memory bench_rss "$DIR/rss.out" <<SQL
 SELECT refreshed, failed, total FROM ig_refresh_identities('loc_b');
 SQL
-    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
-    while kill -0 "$bg" 2>/dev/null; do
-        [ -z "$bpid" ] && bpid=$(cat "$DIR/rss.pid" 2>/dev/null | tr -d ' \n')
-        if [ -n "$bpid" ]; then
-            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
-            if [ -n "${a:-}" ]; then
-                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
-                [ "$a" -gt "$anon1" ] && anon1=$a
-                [ "$r" -gt "$rss1" ] && rss1=$r
-            fi
-        fi
-        sleep 0.05
-    done
+    local anon0 anon1 rss0 rss1
+    read -r anon0 anon1 rss0 rss1 <"$DIR/rss.out.mem"
     read -r refreshed failed total < <(grep -E '^[0-9]+ [0-9]+ [0-9]+$' "$DIR/rss.out")
     row "5 backend memory" "private (anonymous) memory growth MB, refreshing $total ($refreshed ok, $failed failed)" \
         "$(calc "round(($anon1 - $anon0) / 1024, 1)")" "64 MB; RSS incl. shared buffers grew $(calc "round(($rss1 - $rss0) / 1024, 1)") MB" \
@@ -367,6 +382,39 @@ SQL
         "$max1s" "limit 2/s" "$(calc "round($max1s / 2, 2)")" "never above 2"
 }
 
+# 7. ig_sync_inbox's private memory over an inbox of 2,000 and of 20,000
+# conversations (one account; a mock of its own per size, latency 0): flat
+# means the 20,000 sync grows by no more than the 2,000 one plus a margin.
+scenario_syncmem() {
+    log "7. sync memory: 2,000 vs 20,000 conversations"
+    local url size grow=() sdir
+    url=$(psql_as postgres -qtAc "SHOW ig_identity.graph_api_url")
+    for size in 2000 20000; do
+        sdir="$DIR/syncmem$size"; mkdir -p "$sdir"; chown "$PG_USER" "$sdir"
+        local main_pid=$MOCK_PID main_port=$MOCK_PORT
+        # the generator alternates accounts A and B; both are synced
+        start_mock "$sdir" --generate-conversations "$size"
+        local port=$MOCK_PORT spid=$MOCK_PID
+        MOCK_PID=$main_pid; MOCK_PORT=$main_port
+        new_db bench_syncmem
+        psql_as bench_syncmem -qc "SELECT ig_connect_account('loc_b', '17841400000000002', '17841400000000002',
+                                   'mock-token-B-0123456789', 'graph.instagram.com')" >/dev/null
+        sample_backend_memory bench_syncmem "$sdir/sync.out" <<SQL
+SET ig_identity.graph_api_url = '$(echo "$url" | sed -E "s#127\.0\.0\.1:[0-9]+#127.0.0.1:$port#")';
+SELECT conversations, messages, identities, api_calls FROM ig_sync_inbox('loc_b');
+SQL
+        kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+        local anon0 anon1 rss0 rss1 convs msgs
+        read -r anon0 anon1 rss0 rss1 <"$sdir/sync.out.mem"
+        read -r convs msgs _ < <(grep -E '^[0-9]+ [0-9]+ [0-9]+ [0-9]+$' "$sdir/sync.out")
+        grow+=("$(calc "round(($anon1 - $anon0) / 1024, 1)")")
+        log "   $size: ${convs:-?} conversations, ${msgs:-?} messages, private memory +${grow[-1]} MB"
+    done
+    row "7 sync memory" "private memory growth MB, 20,000 conversations (2,000: ${grow[0]} MB)" \
+        "${grow[1]}" "2,000 conversations + 8 MB" \
+        "$(calc "round(${grow[1]} / (${grow[0]} + 8), 3)")" "<= 1 (flat)"
+}
+
 # timed_refresh_cpu DB: as timed_refresh, plus the backend's CPU ticks
 # (utime + stime from its /proc stat) spent in the call.
 timed_refresh_cpu() {
@@ -384,11 +432,11 @@ SQL
 
 scenario_tls() {
     if ! command -v nghttpx >/dev/null || ! command -v openssl >/dev/null; then
-        log "7. tls: skipped, nghttpx (Debian package nghttp2-proxy) or openssl is not installed"
+        log "8. tls: skipped, nghttpx (Debian package nghttp2-proxy) or openssl is not installed"
         return 0
     fi
     local n=$TLS_N d=$DIR/tls hz limit mode url secs refreshed failed ticks reqs conns resumed
-    log "7. tls: N=$n, L=${L} ms, C=16 through nghttpx (TLS + h2, HTTP/1.1 + TLS, plain); loop N=$TLS_LOOP_N"
+    log "8. tls: N=$n, L=${L} ms, C=16 through nghttpx (TLS + h2, HTTP/1.1 + TLS, plain); loop N=$TLS_LOOP_N"
     mkdir -p "$d"; chmod 755 "$d"
     tls_make_certs "$d"
     chown -R "$PG_USER" "$d"
@@ -417,14 +465,14 @@ scenario_tls() {
         case $mode in
             plain)
                 plain_cpu=$cpu_ms
-                row "7 refresh plain http C=16" "wall s ($refreshed refreshed, $failed failed; CPU $cpu_ms ms/profile)" \
+                row "8 refresh plain http C=16" "wall s ($refreshed refreshed, $failed failed; CPU $cpu_ms ms/profile)" \
                     "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "-" ;;
             h2|h1)
                 read -r reqs conns resumed < <(tls_counts "$d/$mode.access.log")
                 local label target
                 if [ $mode = h2 ]; then label="TLS + h2"; target="<= 1.10"; h2_secs=$secs
                 else label="HTTP/1.1 + TLS"; target="<= 1.15"; fi
-                row "7 refresh $label C=16" "wall s ($refreshed refreshed, $failed failed; $reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed; CPU $cpu_ms ms/profile, plain $plain_cpu)" \
+                row "8 refresh $label C=16" "wall s ($refreshed refreshed, $failed failed; $reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed; CPU $cpu_ms ms/profile, plain $plain_cpu)" \
                     "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "$target" ;;
         esac
     done
@@ -446,7 +494,7 @@ SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
 SQL
 )
     read -r reqs conns resumed < <(tls_counts "$d/h2.access.log")
-    row "7 loop over TLS" "wall s for $TLS_LOOP_N profiles ($reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed)" \
+    row "8 loop over TLS" "wall s for $TLS_LOOP_N profiles ($reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed)" \
         "$secs" "h2 refresh C=16: $h2_secs s for $n" \
         "$(calc "round(($secs / $TLS_LOOP_N) / ($h2_secs / $n), 1)")x slower per profile" "printed"
     kill "$h2_pid" "$h1_pid" 2>/dev/null; wait "$h2_pid" "$h1_pid" 2>/dev/null
@@ -454,7 +502,7 @@ SQL
 
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate|tls) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem|tls) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done

@@ -18,4 +18,15 @@ bool ensure_curl_global_init() {
     return ok;
 }
 
+const char *curl_unusable_reason(long features) {
+    if ((features & CURL_VERSION_ASYNCHDNS) == 0)
+        return "libcurl was built without an asynchronous DNS resolver";
+    return nullptr;
+}
+
+long curl_runtime_features() {
+    const curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info ? info->features : 0;
+}
+
 } // namespace igid

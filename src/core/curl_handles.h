@@ -28,4 +28,13 @@ bool slist_append(CurlSlist &list, const char *line);
 // is single-threaded). Returns false when libcurl could not initialise.
 bool ensure_curl_global_init();
 
+// Why libcurl, with these features (curl_version_info()->features), cannot
+// serve the extension, or nullptr when it can. Without an asynchronous
+// resolver a name lookup blocks in getaddrinfo(), past every timeout and past
+// SIGTERM, so such a build is refused when the library loads.
+const char *curl_unusable_reason(long features);
+
+// The features of the libcurl loaded in this process.
+long curl_runtime_features();
+
 } // namespace igid

@@ -253,14 +253,19 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
             if (other)
                 identities.add(*other, a);
         }
+        /* each page's statements run in an SPI level of their own, whose
+         * memory (parameters, results) is freed when the page is saved: the
+         * session's memory stays flat however long the inbox is */
         std::vector<std::string> changed;
-        if (!ids.empty()) {
-            changed = store_conversations({text_param(a.ig_account_id), text_param(location_id),
-                                           text_array_param(ids), text_array_param(participants),
-                                           timestamptz_array_param(updated)});
-        }
+        with_spi([&] {
+            if (!ids.empty()) {
+                changed = store_conversations({text_param(a.ig_account_id), text_param(location_id),
+                                               text_array_param(ids), text_array_param(participants),
+                                               timestamptz_array_param(updated)});
+            }
+            store_identities(a, identities, counts);
+        });
         counts.conversations += (long long) ids.size();
-        store_identities(a, identities, counts);
 
         /* messages of new or changed conversations: nested in the page, or
          * (when the page lacked them) fetched one conversation at a time */
@@ -279,7 +284,7 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
         }
         if (!missing.empty())
             fetch_messages(http, g, a, missing, rows, counts);
-        rows.store(a, counts);
+        with_spi([&] { rows.store(a, counts); });
     }
     return std::nullopt;
 }

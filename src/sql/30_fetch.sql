@@ -181,9 +181,10 @@ AS $$
            SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
                location_id = COALESCE(c.location_id, EXCLUDED.location_id),
                updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
-         WHERE c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
-            OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
-            OR c.location_id IS NULL
+         WHERE c.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
         RETURNING c.id, c.updated_time
     )
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
@@ -203,11 +204,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
@@ -219,6 +218,7 @@ AS $$
         ON CONFLICT (id) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id
          WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins
