@@ -266,6 +266,10 @@ struct HttpDriver::Impl {
         set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
         if (!options.ca_file.empty())
             set(curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str()));
+        // Resume TLS sessions across drivers (a handshake's round trip and
+        // certificate checks saved); optional, so its failure is ignored.
+        if (CURLSH *share = shared_tls_sessions())
+            curl_easy_setopt(e, CURLOPT_SHARE, share);
         // HTTP/2 over TLS, multiplexed on one connection; HTTP/1.1 keep-alive otherwise.
         set(curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)));
         if (protocol == "https")
