@@ -300,7 +300,22 @@ struct HttpDriver::Impl {
             out.push_back(refused(r, TransportError::refused_url, "method not allowed"));
             return;
         }
-        auto protocol = allowed_protocol(r.url);
+        // The token refresh's url carries its token on purpose: checked with
+        // that value taken out, and only when it is there exactly once, as
+        // the access_token parameter.
+        std::optional<std::string> protocol;
+        if (r.url_secret.empty()) {
+            protocol = allowed_protocol(r.url);
+        } else {
+            const std::string param = "access_token=" + url_encode(r.url_secret);
+            const std::size_t at = r.url.find(param);
+            if (at != std::string::npos && at > 0 && (r.url[at - 1] == '?' || r.url[at - 1] == '&') &&
+                r.url.find(param, at + 1) == std::string::npos) {
+                std::string without = r.url;
+                without.replace(at, param.size(), "access_token_omitted");
+                protocol = allowed_protocol(without);
+            }
+        }
         if (!protocol) {
             out.push_back(refused(r, TransportError::refused_url,
                                   "url refused: https only (http only to loopback), no token in the url"));
@@ -384,7 +399,8 @@ struct HttpDriver::Impl {
                 r.error_text = "response larger than " + std::to_string(t->cap) + " bytes";
             } else if (r.error != TransportError::none) {
                 const char *text = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc);
-                r.error_text = redact(text, {t->request.bearer_token});
+                r.error_text = redact(text, {t->request.bearer_token, t->request.url_secret,
+                                             url_encode(t->request.url_secret)});
                 // Name the layer: "SSL certificate problem: ..." alone does not
                 // say the request never reached the server (no token was sent).
                 if (r.error == TransportError::tls)

@@ -31,9 +31,14 @@ struct HttpRequest {
     std::uint64_t id = 0;     // the caller's tag, returned in the response
     std::string account;      // key for per-account caps, rate and pauses
     std::string method = "GET"; // GET or POST
-    std::string url;          // must not carry the token
+    std::string url;          // must not carry the token (but see url_secret)
     std::string body;         // POST: application/x-www-form-urlencoded
     std::string bearer_token; // sent as Authorization: Bearer
+    // The token refresh only (Meta documents it with the token in the query):
+    // the credential this url carries. Such a url passes the no-token guard
+    // only when it carries exactly this value, and error texts never show
+    // the url or the value.
+    std::string url_secret;
     long timeout_ms = 0;      // 0: HttpOptions::total_timeout_ms
 };
 

@@ -11,6 +11,7 @@ extern "C" {
 }
 
 #include <ctime>
+#include <map>
 
 namespace igid::pg {
 
@@ -30,6 +31,22 @@ static std::vector<AccountCreds> read_credentials(const Text &location_id, const
     for (auto &r : rows)
         out.push_back({r[0].value_or(""), r[1].value_or(""), r[2].value_or(""), r[3].value_or(""), r[4],
                        std::stoi(r[5].value_or("0"))});
+    /* The one place C++ reads app secrets.  A database still at 1.0 has
+     * none (nor the function). */
+    auto has = spi_query("SELECT pg_catalog.to_regprocedure('ig_identity.account_secrets(text,text)') IS NOT NULL",
+                         {}, true);
+    if (!out.empty() && !has.empty() && has[0][0].value_or("f") == "t") {
+        auto secrets = spi_query("SELECT ig_account_id, app_secret FROM ig_identity.account_secrets($1, $2)",
+                                 {text_param(location_id), text_param(ig_account_id)}, true);
+        std::map<std::string, std::string> by_id;
+        for (auto &r : secrets)
+            by_id[r[0].value_or("")] = r[1].value_or("");
+        for (auto &a : out) {
+            auto it = by_id.find(a.ig_account_id);
+            if (it != by_id.end())
+                a.app_secret = it->second;
+        }
+    }
     return out;
 }
 

@@ -24,6 +24,7 @@ struct AccountCreds {
                             * Unix epoch, exact): a stop learned with it is
                             * void once the token has been rotated since */
     int consecutive_throttles = 0; /* the pause ladder's step so far */
+    std::string app_secret;        /* "" = no appsecret_proof (read_credentials) */
 };
 
 /* One identity to fetch. */

@@ -1,6 +1,6 @@
 /*
  * sql_connect.cpp — ig_identity.check_account_token(api_host, access_token,
- * ig_account_id): the one /me call ig_connect_account makes before it
+ * ig_account_id[, app_secret]): the one /me call ig_connect_account makes before it
  * stores anything, so that a wrong id, a token of the other login flavour
  * or a dead token shows at connect time, not at the first sync.  Returns
  * the Page id for Facebook Login (what the account needs stored), NULL for
@@ -62,8 +62,8 @@ const char *kFlavourHint =
     if (e.code == 100 && e.message.find("appsecret_proof") != std::string::npos)
         throw Error(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
                     "the Meta app requires an app secret proof", detail,
-                    "Switch off \"Require App Secret\" in the app's advanced settings; ig_identity "
-                    "does not send appsecret_proof yet.");
+                    "Pass the app's secret as app_secret to the six-argument ig_connect_account, "
+                    "or check that the one given is the secret of the app that issued the token.");
     if (e.code == 10 || (e.code >= 200 && e.code <= 299))
         throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "the access token lacks a permission the Graph API requires",
                     detail,
@@ -87,14 +87,16 @@ IGID_FUNCTION(ig_check_account_token)
     const std::string host_name = text_arg(fcinfo, 0, "api_host");
     const std::string token = text_arg(fcinfo, 1, "access_token");
     const std::string ig_account_id = text_arg(fcinfo, 2, "ig_account_id");
+    /* the four-argument form passes the app secret (NULL: none) */
+    const std::string app_secret =
+        PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_arg(fcinfo, 3, "app_secret") : std::string();
     if (!graph_settings.verify_on_connect)
         PG_RETURN_NULL();
     auto host = api_host_from_name(host_name);
     if (!host)
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unsupported api_host", "",
                     "Use graph.facebook.com or graph.instagram.com.");
-    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
-    GraphAccount g{ig_account_id, token, *host, graph_base_url(override_url, *host)};
+    GraphAccount g = graph_account(ig_account_id, token, host_name, app_secret);
     HttpResponse r = run_one(me_request(g));
     if (r.error != TransportError::none)
         throw Error(ERRCODE_CONNECTION_FAILURE, "could not reach the Graph API to check the access token",

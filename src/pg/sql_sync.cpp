@@ -222,9 +222,8 @@ void fetch_messages(HttpDriver &http, const GraphAccount &g, const AccountCreds 
 std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a,
                                          const std::string &location_id, SyncCounts &counts)
 {
-    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
-    ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
-    GraphAccount g{a.ig_account_id, a.token, host, graph_base_url(override_url, host)};
+    GraphAccount g = graph_account(a.ig_account_id, a.token, a.api_host, a.app_secret);
+    const ApiHost host = g.host;
     /* Facebook Login lists conversations under the Page (`me` with a Page
      * token), never under the IG account id, which Meta refuses there */
     ConversationPager pager(g, conversation_list_owner(host, a.ig_account_id));

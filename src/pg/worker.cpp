@@ -29,12 +29,14 @@
 
 #include "pg/boundary.h"
 #include "pg/compat.h"
+#include "pg/graph_settings.h"
 #include "pg/inbox.h"
 #include "pg/refresh.h"
 #include "pg/settings.h"
 #include "pg/shmem.h"
 #include "pg/spi.h"
 #include "pg/test_hook.h"
+#include "pg/token_refresh.h"
 
 
 extern "C" {
@@ -78,6 +80,7 @@ namespace {
 
 constexpr int kClaimBatch = 500;          /* queue rows claimed per cycle */
 constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
+constexpr int kTokenRefreshBatch = 100;   /* Instagram Login tokens refreshed per scan */
 /* Outcomes are handed over one at a time: the sink only appends to a vector,
  * and a stop (SIGTERM, lease ending) is thrown from the progress callback,
  * so anything still held inside fetch_profiles would be lost and fetched
@@ -369,6 +372,7 @@ private:
     double next_due_s();
     long next_wait_ms(bool full_batch, double due_s);
     void release_leases();
+    void refresh_access_tokens();
     void report_failure(ErrorData *edata, const std::string &message);
     int lease_seconds() const;
 
@@ -677,6 +681,67 @@ void Worker::fetch_and_apply(Claim &c)
         throw ShutdownRequested{};
 }
 
+/*
+ * Once per refresh_interval: Instagram Login tokens past
+ * ig_identity.token_refresh_age are refreshed (the calls with no
+ * transaction open), then the new tokens and their expiry, or the failures,
+ * are stored in one short transaction.  A shutdown during the calls stores
+ * nothing: an old token stays valid until it expires, so a refresh that is
+ * not stored loses nothing (the next start tries again).
+ */
+void Worker::refresh_access_tokens()
+{
+    std::vector<AccountCreds> due;
+    phase_ = "finding tokens to refresh";
+    unit_of_work("finding tokens to refresh",
+                 [&] { due = tokens_due_for_refresh(graph_settings.token_refresh_age_s, kTokenRefreshBatch); });
+    if (due.empty())
+        return;
+
+    phase_ = "refreshing access tokens";
+    pgstat_report_activity(STATE_RUNNING, "refreshing access tokens");
+    bool stopped_for_shutdown = false;
+    std::vector<TokenRefresh> results;
+    auto progress = [] {
+        pgstat_report_wait_end();
+        if (!PostmasterIsAlive())
+            proc_exit(1);
+        if (ShutdownRequestPending)
+            throw StopFetch{StopFetch::shutdown};
+        pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        pgstat_report_wait_start(PG_WAIT_EXTENSION);
+    };
+    fetch_signals();
+    try {
+        pgstat_report_wait_start(PG_WAIT_EXTENSION);
+        results = refresh_tokens(due, progress);
+    } catch (const StopFetch &) {
+        stopped_for_shutdown = true;
+    }
+    pgstat_report_wait_end();
+    sql_signals();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+
+    if (!results.empty()) {
+        phase_ = "saving refreshed tokens";
+        int stored = 0;
+        unit_of_work("saving refreshed tokens", [&] { stored = store_token_refreshes(results); });
+        const int failed = (int) std::count_if(results.begin(), results.end(),
+                                               [](const TokenRefresh &r) { return !r.ok; });
+        /* counts only: never a token, nor the URL that carried one */
+        pg_call([stored, failed] {
+            ereport(failed > 0 ? WARNING : LOG,
+                    (errmsg("ig_identity worker refreshed %d Instagram Login access tokens, %d failed", stored,
+                            failed),
+                     failed > 0 ? errhint("ig_identity_status.last_error says why, per account; the old "
+                                          "tokens are kept and tried again in an hour.")
+                                : 0));
+        });
+    }
+    if (stopped_for_shutdown)
+        throw ShutdownRequested{};
+}
+
 /* Step 3, in one transaction: outcomes, account events, leases of rows that
  * got no outcome, the run's history row, and the counters. */
 void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
@@ -794,6 +859,8 @@ long Worker::cycle()
     if (scan) {
         last_stale_scan_ = GetCurrentTimestamp();
         sweep_requested_ = !can_sweep_;
+        check_shutdown();
+        refresh_access_tokens();
     }
 
     const TimestampTz end = GetCurrentTimestamp();

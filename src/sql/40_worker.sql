@@ -218,7 +218,7 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 
 -- Per connected account: state, queue, last success and error, pause, rate
--- limit usage; plus the worker's state.  Never a token.
+-- limit usage; plus the worker's state; the token's expiry.  Never a token.
 CREATE VIEW @extschema@.ig_identity_status AS
 SELECT a.ig_account_id,
        a.location_id,
@@ -237,7 +237,10 @@ SELECT a.ig_account_id,
        w.cycles AS worker_cycles,
        w.identities_refreshed AS worker_identities_refreshed,
        w.failures AS worker_failures,
-       w.last_error AS worker_last_error
+       w.last_error AS worker_last_error,
+       -- Instagram Login: when the token stops working, once known (issue 14b)
+       (SELECT t.expires_at FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
   FROM ig_identity.accounts a
   LEFT JOIN LATERAL (
         SELECT count(*) AS queue_depth,

@@ -18,7 +18,8 @@
 #      Location names a second mock ("elsewhere"), and a Conversations page
 #      whose paging.next and nested messages' next point there, are not
 #      followed; elsewhere receives no request at all.
-#   4. After every path that handles a token has run (connect, rotate,
+#   4. After every path that handles a token (and account B's app secret,
+#      connected with the six-argument ig_connect_account) has run (connect, rotate,
 #      refresh, resolve, sync, webhook + worker, a rotation the mock rejects
 #      with 190, validation errors with a token in every argument, ANALYZE,
 #      which copied sampled tokens into pg_statistic until access_token got
@@ -49,7 +50,8 @@ my $TOKEN_A = TOKEN_A;
 my $TOKEN_B = 'mock-token-B-0123456789';
 my $GRANTED_TOKEN = 'tok-013-granted-app-7Qp2';    # connected by the granted role
 my $ROTATED_TOKEN = 'tok-013-rotated-9Wd4';        # a rotation the mock rejects (190)
-my @TOKENS = ($TOKEN_A, $TOKEN_B, $GRANTED_TOKEN, $ROTATED_TOKEN);
+my $APP_SECRET = 'tok-013-app-secret-4Vb8';        # account B's app secret: kept like a token
+my @TOKENS = ($TOKEN_A, $TOKEN_B, $GRANTED_TOKEN, $ROTATED_TOKEN, $APP_SECRET);
 # Generated users: conversation i is with user 2000000000000000 + i, account A's when i is even.
 sub user { return sprintf('%d', 2000000000000000 + $_[0]); }
 
@@ -227,7 +229,7 @@ is(elsewhere_requests(), 0, 'plain: elsewhere received no request');
 # ---------------------------------------------------------------- 3. token destination
 
 sql("SELECT ig_connect_account('loc_a', '$A', '$A', '$TOKEN_A')");
-sql("SELECT ig_connect_account('loc_b', '$B', '$B', '$TOKEN_B', 'graph.instagram.com')");
+sql("SELECT ig_connect_account('loc_b', '$B', '$B', '$TOKEN_B', 'graph.instagram.com', '$APP_SECRET')");
 mock_admin($mock, 'POST', '/_admin/reset');
 my %redirect = (302 => user(10), 307 => user(12), 308 => user(14));
 for my $status (sort keys %redirect)
@@ -351,7 +353,7 @@ END $$;
 my $NEEDLES = 'ARRAY['
   . join(', ', map { "convert_from(decode('" . unpack('H*', $_) . "', 'hex'), 'UTF8')" } @TOKENS) . ']';
 my $SCAN = "$FIND_FN SELECT r FROM pg_temp.token_relations($NEEDLES) r ORDER BY 1";
-my %stored = (2 => 1, 3 => 1, 4 => 1);    # token #1 ($TOKEN_A) was rotated away
+my %stored = (2 => 1, 3 => 1, 4 => 1, 5 => 1);    # token #1 ($TOKEN_A) was rotated away
 my $expected = join("\n", map { "$_:ig_identity.account_tokens" } sort keys %stored);
 is(sql($SCAN), $expected, 'superuser: the tokens are in no relation but ig_identity.account_tokens');
 ($ret, $out, $err) = psql_as($node, 'igid_app', $SCAN);
