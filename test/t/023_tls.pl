@@ -223,9 +223,12 @@ wait_until(sub {
 	@drips = grep { $_->{path} =~ /\Q$user\E/ } @{ mock_admin($mock, 'GET', '/_admin/stats')->{requests} };
 	scalar(@drips) >= 3 }, 10);
 is(scalar(@drips), 3, 'tried three times (a timeout is transient)');
-is(scalar(grep { $_->{end} - $_->{t} > 1.5 + 1.0 } @drips), 0,
-	'each attempt ended within http_timeout (1.5 s, plus 1 s for the proxy to pass the reset on)')
-  or diag(join(', ', map { sprintf('%.2f s', $_->{end} - $_->{t}) } @drips));
+# the whole drip would take 200 s; the mock sees each attempt end when the
+# proxy has passed the client's stream reset on to it, which can lag on a
+# loaded machine, hence the margin
+diag('slow drip attempts at the mock: ' . join(', ', map { sprintf('%.2f s', $_->{end} - $_->{t}) } @drips));
+is(scalar(grep { $_->{end} - $_->{t} > 1.5 + 3.0 } @drips), 0,
+	'each attempt was cut off near http_timeout (1.5 s, plus up to 3 s for the proxy to pass the reset on)');
 cmp_ok($took, '<', 3 * 1.5 + 6, "the call as a whole: ${took} s, three attempts and their backoff");
 
 $node->stop;
