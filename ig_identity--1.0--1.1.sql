@@ -1141,26 +1141,29 @@ COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) I
 -- ==== issue 14b: API versions, app secret, token refresh ====
 -- app_secret: the Meta app's secret when the app requires appsecret_proof
 -- (NULL: it does not); a credential like the token, so it lives beside it,
--- where no role but the extension's owner reads. Written only by
--- ig_identity.connect_account, read only through ig_identity.account_secrets.
+-- where no role but the extension's owner reads, sealed like the token
+-- (ig_identity.seal_secret, bound to 'app_secret:' || the account id).
+-- Written only by ig_identity.connect_account, read only through
+-- ig_identity.account_secrets.
 -- expires_at: when an Instagram Login token stops working, known once the
 -- worker has refreshed it (NULL: unknown, or a Page token that does not
 -- expire by itself). refresh_failed_at: the last failed refresh, so that a
 -- failing account is tried again an hour later, not every cycle.
 ALTER TABLE ig_identity.account_tokens
-    ADD COLUMN app_secret text,
+    ADD COLUMN app_secret bytea,
     ADD COLUMN expires_at timestamptz,
     ADD COLUMN refresh_failed_at timestamptz;
 ALTER TABLE ig_identity.account_tokens ALTER COLUMN app_secret SET STATISTICS 0;
 
--- The /me check with the app secret's proof (NULL: none); same C function.
+-- The /me check with the app secret's proof (p_sealed_app_secret: the
+-- stored, sealed secret; NULL: none); same C function, which opens it.
 CREATE FUNCTION ig_identity.check_account_token(p_api_host text, p_access_token text,
-                                                p_ig_account_id text, p_app_secret text)
+                                                p_ig_account_id text, p_sealed_app_secret bytea)
 RETURNS text
 LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_check_account_token';
-REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text, bytea) FROM PUBLIC;
 
 /*
  * Registers an account or rotates its credentials, with the app secret of a
@@ -1188,13 +1191,13 @@ COMMENT ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, text,
     'Registers an Instagram account or rotates its token and app secret (superusers and roles granted EXECUTE)';
 
 -- The app secrets of connected accounts, for the fetcher: the one place a
--- secret is read.
+-- secret is read (sealed, as hex; the fetcher opens it).
 CREATE FUNCTION ig_identity.account_secrets(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, app_secret text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.ig_account_id, t.app_secret
+    SELECT a.ig_account_id, pg_catalog.encode(t.app_secret, 'hex')
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
      WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
@@ -1242,7 +1245,8 @@ BEGIN
         RETURN false; -- disconnected meanwhile
     END IF;
     UPDATE ig_identity.account_tokens t
-       SET access_token = p_access_token,
+       SET access_token = ig_identity.seal_secret(p_access_token,
+                                                  'access_token:' OPERATOR(pg_catalog.||) p_ig_account_id),
            rotated_at = pg_catalog.now(),
            expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_expires_in),
            refresh_failed_at = NULL
@@ -1319,7 +1323,8 @@ AS $fn$
 DECLARE
     v_result ig_identity.connected_account;
     v_page_id text;
-    v_app_secret text;
+    v_app_secret bytea;
+    v_sealed bytea;
 BEGIN
     IF connect_account.location_id IS NULL OR connect_account.location_id = '' THEN
         RAISE EXCEPTION USING
@@ -1389,12 +1394,18 @@ BEGIN
                 HINT    = 'Copy the App Secret from the app''s Basic settings again, or pass NULL when the app does not require appsecret_proof.';
         END IF;
     END IF;
+    -- The token and the app secret are stored sealed, each bound to this
+    -- account's row; without a key this refuses (55000) before anything is
+    -- sent or written.
+    v_sealed := ig_identity.seal_secret(connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
     IF connect_account.keep_app_secret THEN
         SELECT t.app_secret INTO v_app_secret
           FROM ig_identity.account_tokens t
          WHERE t.ig_account_id = connect_account.ig_account_id;
-    ELSE
-        v_app_secret := connect_account.app_secret;
+    ELSIF connect_account.app_secret IS NOT NULL THEN
+        v_app_secret := ig_identity.seal_secret(connect_account.app_secret,
+                                                'app_secret:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
     END IF;
 
     -- One /me call: the token is alive, of this host's login flavour, and
@@ -1435,7 +1446,7 @@ BEGIN
 
     -- A new token's expiry is unknown until the worker refreshes it.
     INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token, app_secret)
-    VALUES (connect_account.ig_account_id, connect_account.access_token, v_app_secret)
+    VALUES (connect_account.ig_account_id, v_sealed, v_app_secret)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET access_token = EXCLUDED.access_token,
            app_secret = EXCLUDED.app_secret,
@@ -1509,6 +1520,74 @@ SELECT a.ig_account_id,
 
 
 -- ==== issue 16: a DBA's first hour ====
+-- Item 2, tokens encrypted at rest.
+-- Access tokens are stored sealed: AES-256-GCM with the key that the server
+-- setting ig_identity.key_file names, bound to their row (the associated
+-- data is 'access_token:' || ig_account_id), so a dump holds ciphertext
+-- only and a value copied to another row does not open.  Only the library
+-- opens them, where it reads credentials; no SQL function returns a token.
+-- Without a key this refuses (SQLSTATE 55000), unless
+-- ig_identity.allow_unencrypted_tokens is on.  Private.
+CREATE FUNCTION ig_identity.seal_secret(p_plain text, p_context text)
+RETURNS bytea
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_seal_secret';
+REVOKE ALL ON FUNCTION ig_identity.seal_secret(text, text) FROM PUBLIC;
+
+-- After the DBA has pointed ig_identity.previous_key_file at the old key and
+-- ig_identity.key_file at the new one: seals every stored secret that is not
+-- under the current key (the old key's, or unencrypted ones) again with it,
+-- and returns how many.  Superuser only; one value that does not open stops
+-- it, and nothing changes.
+CREATE FUNCTION @extschema@.ig_identity_rotate_key()
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_rotate_key';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_rotate_key() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_rotate_key() IS
+    'Encrypts every stored access token again with the key of ig_identity.key_file (superuser)';
+
+-- Whether a stored value opens to p_candidate: how a superuser (or a test)
+-- checks which token is stored, without a function that returns one.  A
+-- value that does not open raises the error its use would.  Private.
+CREATE FUNCTION ig_identity.secret_matches(p_column text, p_row_key text, p_stored bytea,
+                                           p_candidate text)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_secret_matches';
+REVOKE ALL ON FUNCTION ig_identity.secret_matches(text, text, bytea, text) FROM PUBLIC;
+
+-- Existing tokens are sealed in place.  Without a key (and without
+-- ig_identity.allow_unencrypted_tokens) seal_secret refuses with a hint
+-- naming ig_identity.key_file, and the whole update is rolled back: no
+-- token is lost.  With allow_unencrypted_tokens on they are kept unsealed
+-- until ig_identity_rotate_key() seals them.  No token, no key needed.
+ALTER TABLE ig_identity.account_tokens
+    ALTER COLUMN access_token TYPE bytea
+    USING ig_identity.seal_secret(access_token, pg_catalog.concat('access_token:', ig_account_id));
+ALTER TABLE ig_identity.account_tokens ALTER COLUMN access_token SET STATISTICS 0;
+
+CREATE OR REPLACE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
+RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
+               status text, paused_until timestamptz, token_rotated_at timestamptz,
+               consecutive_throttles int)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, pg_catalog.encode(t.access_token, 'hex'), a.status, a.paused_until,
+           t.rotated_at, a.consecutive_throttles
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
+       AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
+     ORDER BY a.ig_account_id COLLATE "C"
+$$;
+
+-- ig_connect_account seals the token through ig_identity.connect_account
+-- (defined above, with the app secret).
 -- ==== end of issue 16 ====
 
 

@@ -97,8 +97,15 @@ stop_mock() {
 
 # write_pg_conf FILE DATABASE: settings every throwaway cluster uses
 # (test/pg_test.conf.in, shared with make installcheck).
+# A fresh random key file beside FILE (0600, owned by the server's user).
 write_pg_conf() {
-    sed -e "s/@MOCK_PORT@/${MOCK_PORT}/" -e "s/@DATABASE@/$2/" "$IGID_ROOT/test/pg_test.conf.in" >"$1"
+    local key
+    key=$(dirname "$1")/ig_identity.key
+    rm -f "$key"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key")
+    chown "$PG_USER" "$key"
+    sed -e "s/@MOCK_PORT@/${MOCK_PORT}/" -e "s/@DATABASE@/$2/" -e "s|@KEY_FILE@|$key|" \
+        "$IGID_ROOT/test/pg_test.conf.in" >"$1"
 }
 
 # start_cluster DIR PORT DATABASE: initdb + start, as postgres, socket in DIR.

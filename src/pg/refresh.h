@@ -117,7 +117,8 @@ void apply_account_events(const std::vector<AccountEvent> &events);
 /* Connected accounts of a location, with their tokens (needs SPI). */
 std::vector<AccountCreds> location_accounts(const std::string &location_id);
 
-/* Every connected account, with its token (needs SPI). */
+/* Every connected account, with its token (needs SPI): the worker's.  An
+ * account whose token does not open is left out, with one WARNING. */
 std::vector<AccountCreds> all_accounts();
 
 /* One account by id, or nothing (needs SPI). */

@@ -8,9 +8,11 @@
  */
 #include "core/account_check.h"
 #include "core/http.h"
+#include "core/secret_box.h"
 #include "pg/boundary.h"
 #include "pg/graph_settings.h"
 #include "pg/result.h"
+#include "pg/secrets.h"
 #include "pg/settings.h"
 
 extern "C" {
@@ -19,7 +21,9 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 using namespace igid;
 using namespace igid::pg;
@@ -80,16 +84,27 @@ const char *kFlavourHint =
 
 /*
  * ig_identity.check_account_token(api_host text, access_token text,
- *                                 ig_account_id text) RETURNS text
+ *                                 ig_account_id text [, sealed_app_secret bytea])
+ *   RETURNS text
  */
 IGID_FUNCTION(ig_check_account_token)
 {
     const std::string host_name = text_arg(fcinfo, 0, "api_host");
     const std::string token = text_arg(fcinfo, 1, "access_token");
     const std::string ig_account_id = text_arg(fcinfo, 2, "ig_account_id");
-    /* the four-argument form passes the app secret (NULL: none) */
-    const std::string app_secret =
-        PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_arg(fcinfo, 3, "app_secret") : std::string();
+    /* the four-argument form passes the app secret as stored, sealed
+     * (NULL: none); it is opened here, bound to this account's row */
+    std::string app_secret;
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        std::vector<std::uint8_t> sealed;
+        /* sized outside pg_call (resize can throw), filled inside */
+        const size_t n = pg_call([&] { return (size_t) VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(3)); });
+        sealed.resize(n);
+        std::uint8_t *dst = sealed.data();
+        pg_call([&] { memcpy(dst, VARDATA_ANY(PG_GETARG_BYTEA_PP(3)), n); });
+        app_secret = open_stored_secret(secret_column("app_secret"), ig_account_id,
+                                        to_hex(sealed.data(), sealed.size()));
+    }
     if (!graph_settings.verify_on_connect)
         PG_RETURN_NULL();
     auto host = api_host_from_name(host_name);

@@ -613,7 +613,7 @@ void Worker::fetch_and_apply(Claim &c)
         o.ig_account_id = t.ig_account_id;
         o.ig_user_id = t.ig_user_id;
         o.kind = FetchOutcome::Kind::not_attempted;
-        o.error_message = "the account has no access token";
+        o.error_message = "the account has no access token this server can open";
         o.next_try_at = retry_at;
         outcomes.push_back(std::move(o));
     }

@@ -262,7 +262,8 @@ AS $fn$
 DECLARE
     v_result ig_identity.connected_account;
     v_page_id text;
-    v_app_secret text;
+    v_app_secret bytea;
+    v_sealed bytea;
 BEGIN
     IF connect_account.location_id IS NULL OR connect_account.location_id = '' THEN
         RAISE EXCEPTION USING
@@ -332,12 +333,18 @@ BEGIN
                 HINT    = 'Copy the App Secret from the app''s Basic settings again, or pass NULL when the app does not require appsecret_proof.';
         END IF;
     END IF;
+    -- The token and the app secret are stored sealed, each bound to this
+    -- account's row; without a key this refuses (55000) before anything is
+    -- sent or written.
+    v_sealed := ig_identity.seal_secret(connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
     IF connect_account.keep_app_secret THEN
         SELECT t.app_secret INTO v_app_secret
           FROM ig_identity.account_tokens t
          WHERE t.ig_account_id = connect_account.ig_account_id;
-    ELSE
-        v_app_secret := connect_account.app_secret;
+    ELSIF connect_account.app_secret IS NOT NULL THEN
+        v_app_secret := ig_identity.seal_secret(connect_account.app_secret,
+                                                'app_secret:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
     END IF;
 
     -- One /me call: the token is alive, of this host's login flavour, and
@@ -378,7 +385,7 @@ BEGIN
 
     -- A new token's expiry is unknown until the worker refreshes it.
     INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token, app_secret)
-    VALUES (connect_account.ig_account_id, connect_account.access_token, v_app_secret)
+    VALUES (connect_account.ig_account_id, v_sealed, v_app_secret)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET access_token = EXCLUDED.access_token,
            app_secret = EXCLUDED.app_secret,

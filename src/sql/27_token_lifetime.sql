@@ -4,26 +4,29 @@
 
 -- app_secret: the Meta app's secret when the app requires appsecret_proof
 -- (NULL: it does not); a credential like the token, so it lives beside it,
--- where no role but the extension's owner reads. Written only by
--- ig_identity.connect_account, read only through ig_identity.account_secrets.
+-- where no role but the extension's owner reads, sealed like the token
+-- (ig_identity.seal_secret, bound to 'app_secret:' || the account id).
+-- Written only by ig_identity.connect_account, read only through
+-- ig_identity.account_secrets.
 -- expires_at: when an Instagram Login token stops working, known once the
 -- worker has refreshed it (NULL: unknown, or a Page token that does not
 -- expire by itself). refresh_failed_at: the last failed refresh, so that a
 -- failing account is tried again an hour later, not every cycle.
 ALTER TABLE ig_identity.account_tokens
-    ADD COLUMN app_secret text,
+    ADD COLUMN app_secret bytea,
     ADD COLUMN expires_at timestamptz,
     ADD COLUMN refresh_failed_at timestamptz;
 ALTER TABLE ig_identity.account_tokens ALTER COLUMN app_secret SET STATISTICS 0;
 
--- The /me check with the app secret's proof (NULL: none); same C function.
+-- The /me check with the app secret's proof (p_sealed_app_secret: the
+-- stored, sealed secret; NULL: none); same C function, which opens it.
 CREATE FUNCTION ig_identity.check_account_token(p_api_host text, p_access_token text,
-                                                p_ig_account_id text, p_app_secret text)
+                                                p_ig_account_id text, p_sealed_app_secret bytea)
 RETURNS text
 LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_check_account_token';
-REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text, bytea) FROM PUBLIC;
 
 /*
  * Registers an account or rotates its credentials, with the app secret of a
@@ -51,13 +54,13 @@ COMMENT ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, text,
     'Registers an Instagram account or rotates its token and app secret (superusers and roles granted EXECUTE)';
 
 -- The app secrets of connected accounts, for the fetcher: the one place a
--- secret is read.
+-- secret is read (sealed, as hex; the fetcher opens it).
 CREATE FUNCTION ig_identity.account_secrets(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, app_secret text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.ig_account_id, t.app_secret
+    SELECT a.ig_account_id, pg_catalog.encode(t.app_secret, 'hex')
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
      WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
@@ -105,7 +108,8 @@ BEGIN
         RETURN false; -- disconnected meanwhile
     END IF;
     UPDATE ig_identity.account_tokens t
-       SET access_token = p_access_token,
+       SET access_token = ig_identity.seal_secret(p_access_token,
+                                                  'access_token:' OPERATOR(pg_catalog.||) p_ig_account_id),
            rotated_at = pg_catalog.now(),
            expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_expires_in),
            refresh_failed_at = NULL

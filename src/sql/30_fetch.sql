@@ -46,6 +46,8 @@ $$;
 
 -- Connected accounts with their credentials, for the fetcher.  Only
 -- SECURITY DEFINER code owned by the extension's owner can read tokens.
+-- access_token is the sealed value as hex (whatever bytea_output says): the
+-- library opens it.
 CREATE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
                status text, paused_until timestamptz, token_rotated_at timestamptz,
@@ -53,7 +55,7 @@ RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token 
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until,
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, pg_catalog.encode(t.access_token, 'hex'), a.status, a.paused_until,
            t.rotated_at, a.consecutive_throttles
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
