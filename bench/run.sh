@@ -21,6 +21,15 @@
 #                ig_identity.requests_per_second = 2
 #   syncmem   7. ig_sync_inbox's private memory over 2,000 and over 20,000
 #                conversations: flat, not growing with the inbox
+#   tls       8. (issue 18) the production transport: nghttpx terminating TLS
+#                in front of the mock, a CA made for the run. The refresh of
+#                N = 2,000 at C = 16 over TLS + h2 and over HTTP/1.1 + TLS
+#                against ceil(N / C) x L, with the connections and TLS
+#                handshakes counted at the proxy; backend CPU per profile
+#                against plain HTTP; the PL/pgSQL loop over
+#                ig_resolve_profile through TLS against the h2 refresh
+#
+#   bench/run.sh --quick tls     scenario 8 with N = 400 (loop: 100)
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
@@ -29,7 +38,9 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate syncmem)
+ALL=(refresh baseline sync upsert worker rate syncmem tls)
+QUICK=
+if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 N=${BENCH_N:-5000}                 # participants, scenarios 1 and 2
@@ -42,6 +53,9 @@ RATE_S=${BENCH_RATE_SECONDS:-30}
 ACCOUNT=17841400000000001
 TOKEN=mock-token-A-0123456789
 RESULTS=$IGID_ROOT/bench/results
+TLS_N=${BENCH_TLS_N:-$([ -n "$QUICK" ] && echo 400 || echo 2000)}
+TLS_LOOP_N=${BENCH_TLS_LOOP_N:-$([ -n "$QUICK" ] && echo 100 || echo 500)}
+source "$IGID_ROOT/bench/tls.sh"
 
 DEPS+=(gnuplot-nox)
 ensure_deps
@@ -401,9 +415,94 @@ SQL
         "$(calc "round(${grow[1]} / (${grow[0]} + 8), 3)")" "<= 1 (flat)"
 }
 
+# timed_refresh_cpu DB: as timed_refresh, plus the backend's CPU ticks
+# (utime + stime from its /proc stat) spent in the call.
+timed_refresh_cpu() {
+    sql "$1" -F ' ' <<SQL
+SET ig_identity.max_concurrency = 16;
+SELECT extract(epoch FROM clock_timestamp()) AS t0,
+       split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS c0 \gset
+SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed,
+       split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :c0;
+SQL
+}
+
+scenario_tls() {
+    if ! command -v nghttpx >/dev/null || ! command -v openssl >/dev/null; then
+        log "8. tls: skipped, nghttpx (Debian package nghttp2-proxy) or openssl is not installed"
+        return 0
+    fi
+    local n=$TLS_N d=$DIR/tls hz limit mode url secs refreshed failed ticks reqs conns resumed
+    log "8. tls: N=$n, L=${L} ms, C=16 through nghttpx (TLS + h2, HTTP/1.1 + TLS, plain); loop N=$TLS_LOOP_N"
+    mkdir -p "$d"; chmod 755 "$d"
+    tls_make_certs "$d"
+    chown -R "$PG_USER" "$d"
+    tls_start_proxy "$d" h2 h2,http/1.1; local h2_port=$PROXY_PORT h2_pid=$PROXY_PID
+    tls_start_proxy "$d" h1 http/1.1; local h1_port=$PROXY_PORT h1_pid=$PROXY_PID
+    new_db bench_tls
+    seed_participants bench_tls "$n"
+    sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.ca_file = '$d/ca.crt'" >/dev/null
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    timed_refresh bench_tls 16 >/dev/null     # warm-up over plain http: the rows exist from here on
+    hz=$(getconf CLK_TCK)
+    limit=$(calc "-(-$n // 16) * $L / 1000")
+    local plain_cpu= h2_secs=
+    for mode in plain h2 h1; do
+        case $mode in
+            plain) url="http://127.0.0.1:$MOCK_PORT/v21.0" ;;
+            h2) url="https://localhost:$h2_port/v21.0" ;;
+            h1) url="https://localhost:$h1_port/v21.0" ;;
+        esac
+        sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.graph_api_url = '$url'" >/dev/null
+        mockctl reset; mockctl config "{\"latency_ms\": $L}"
+        : >"$d/h2.access.log"; : >"$d/h1.access.log"
+        read -r secs refreshed failed ticks < <(timed_refresh_cpu bench_tls)
+        local cpu_ms
+        cpu_ms=$(calc "round($ticks * 1000 / $hz / max($refreshed, 1), 3)")
+        case $mode in
+            plain)
+                plain_cpu=$cpu_ms
+                row "8 refresh plain http C=16" "wall s ($refreshed refreshed, $failed failed; CPU $cpu_ms ms/profile)" \
+                    "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "-" ;;
+            h2|h1)
+                read -r reqs conns resumed < <(tls_counts "$d/$mode.access.log")
+                local label target
+                if [ $mode = h2 ]; then label="TLS + h2"; target="<= 1.10"; h2_secs=$secs
+                else label="HTTP/1.1 + TLS"; target="<= 1.15"; fi
+                row "8 refresh $label C=16" "wall s ($refreshed refreshed, $failed failed; $reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed; CPU $cpu_ms ms/profile, plain $plain_cpu)" \
+                    "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "$target" ;;
+        esac
+    done
+    # the seed's way through TLS: one ig_resolve_profile per statement
+    sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.graph_api_url = 'https://localhost:$h2_port/v21.0'" >/dev/null
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    : >"$d/h2.access.log"
+    secs=$(sql bench_tls <<SQL
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO \$\$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT participant_igsid FROM instagram_conversations WHERE location_id = 'loc_b'
+             ORDER BY id LIMIT $TLS_LOOP_N LOOP
+        PERFORM ig_resolve_profile('$ACCOUNT', r.participant_igsid);
+    END LOOP;
+END \$\$;
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SQL
+)
+    read -r reqs conns resumed < <(tls_counts "$d/h2.access.log")
+    row "8 loop over TLS" "wall s for $TLS_LOOP_N profiles ($reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed)" \
+        "$secs" "h2 refresh C=16: $h2_secs s for $n" \
+        "$(calc "round(($secs / $TLS_LOOP_N) / ($h2_secs / $n), 1)")x slower per profile" "printed"
+    kill "$h2_pid" "$h1_pid" 2>/dev/null; wait "$h2_pid" "$h1_pid" 2>/dev/null
+}
+
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate|syncmem) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem|tls) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done

@@ -29,7 +29,7 @@ PG_USER=postgres
 DEPS=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
       libcurl4-openssl-dev libjansson-dev libssl-dev libgtest-dev libipc-run-perl
       g++ make cmake pkg-config clang libclang-rt-14-dev python3
-      postgresql-server-dev-all debhelper dpkg-dev fakeroot)
+      postgresql-server-dev-all debhelper dpkg-dev fakeroot nghttp2-proxy openssl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

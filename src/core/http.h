@@ -11,7 +11,8 @@
 // Safety: the token travels only in an `Authorization: Bearer` header and is
 // scrubbed from every error text; https only (plain http only to a loopback
 // host, decided per request); no redirects; no verbose output; connect and
-// total timeouts; a response size cap (too_large); CURLOPT_NOSIGNAL.
+// total timeouts; a response size cap (too_large); CURLOPT_NOSIGNAL; peer and
+// host name verified against the system CA store or HttpOptions::ca_file.
 #pragma once
 
 #include "clock.h"
@@ -64,6 +65,7 @@ struct HttpOptions {
     long connect_timeout_ms = 5000;
     long total_timeout_ms = 15000;
     std::size_t max_response_bytes = 1024 * 1024;
+    std::string ca_file;              // CA bundle (PEM) for https; empty: the system store
     Clock clock = steady_now;         // for rates and pauses only
 };
 

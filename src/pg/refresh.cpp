@@ -151,6 +151,7 @@ ProfileFetcherOptions fetcher_options()
     opts.http.requests_per_second = settings.requests_per_second;
     opts.http.total_timeout_ms = settings.http_timeout_ms;
     opts.http.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    opts.http.ca_file = settings.ca_file ? settings.ca_file : "";
     return opts;
 }
 

@@ -39,6 +39,7 @@ HttpResponse run_one(HttpRequest request)
     opts.per_account_concurrency = 1;
     opts.total_timeout_ms = settings.http_timeout_ms;
     opts.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    opts.ca_file = settings.ca_file ? settings.ca_file : "";
     HttpDriver http(opts);
     http.submit(std::move(request));
     for (;;) {

@@ -319,6 +319,7 @@ IGID_FUNCTION(ig_sync_inbox)
         opts.requests_per_second = settings.requests_per_second;
         opts.total_timeout_ms = settings.http_timeout_ms;
         opts.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+        opts.ca_file = settings.ca_file ? settings.ca_file : "";
         HttpDriver http(opts);
         std::vector<AccountEvent> events;
         for (const auto &a : accounts) {

@@ -46,6 +46,7 @@ std::vector<TokenRefresh> refresh_tokens(const std::vector<AccountCreds> &accoun
     opts.per_account_concurrency = 1;
     opts.total_timeout_ms = settings.http_timeout_ms;
     opts.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    opts.ca_file = settings.ca_file ? settings.ca_file : "";
     HttpDriver http(opts);
 
     std::vector<TokenRefresh> results(accounts.size());
