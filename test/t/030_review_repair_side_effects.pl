@@ -9,6 +9,10 @@
 #     unrelated table, pending when CREATE EXTENSION (or ig_identity_repair())
 #     runs, is checked there and then, and stays IMMEDIATE for the rest of
 #     the transaction.
+#     Worse, those pending triggers fire with the rights of whoever calls
+#     as_owner: a DBA's SECURITY DEFINER wrapper that lets an operator role
+#     run ig_identity_repair() fires the operator's own deferred trigger as
+#     the superuser, and the operator makes itself a superuser.
 #  2. Every repair statement runs as the owner, so CREATE UNIQUE INDEX / ADD
 #     CONSTRAINT UNIQUE need that owner's CREATE on the schema (DefineIndex
 #     checks it). An app role that owns its tables but not CREATE on public
@@ -67,6 +71,36 @@ $node->safe_psql('deferred', 'CREATE EXTENSION IF NOT EXISTS ig_identity');
 }, on_error_stop => 1);
 is($rc, 0, 'after ig_identity_repair() the transaction\'s constraints are still INITIALLY DEFERRED')
   or diag($err);
+
+# 1b. the same through a SECURITY DEFINER wrapper: the operator's deferred
+# trigger, queued by the operator, fires as the wrapper's owner
+$node->safe_psql('deferred', q{
+	CREATE ROLE ops LOGIN;
+	GRANT CREATE ON SCHEMA public TO ops;
+	CREATE FUNCTION public.repair_inbox() RETURNS void LANGUAGE sql SECURITY DEFINER
+	    SET search_path = pg_catalog, pg_temp AS 'SELECT * FROM public.ig_identity_repair()';
+	REVOKE ALL ON FUNCTION public.repair_inbox() FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION public.repair_inbox() TO ops;
+	SET ROLE ops;
+	CREATE TABLE public.ops_t (x int);
+	CREATE FUNCTION public.ops_trap() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    EXECUTE 'ALTER ROLE ops SUPERUSER';
+	    RETURN NULL;
+	EXCEPTION WHEN insufficient_privilege THEN RETURN NULL;
+	END $$;
+	CREATE CONSTRAINT TRIGGER ops_trap AFTER INSERT ON public.ops_t
+	    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.ops_trap();
+});
+$node->psql('deferred', q{
+	SET ROLE ops;
+	BEGIN;
+	INSERT INTO public.ops_t VALUES (1);
+	SELECT public.repair_inbox();
+	COMMIT;
+});
+is($node->safe_psql('deferred', "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'ops'"), 'f',
+	'a deferred trigger queued by the caller of a SECURITY DEFINER wrapper of ig_identity_repair() does not fire as its owner');
 
 # --- 2. the owner without CREATE on the schema -------------------------------
 legacy_db('nocreate', 0);
