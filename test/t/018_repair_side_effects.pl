@@ -1,4 +1,5 @@
-# 030_review_repair_side_effects.pl — review of issue 12: the repair that
+# 018_repair_side_effects.pl — review of issue 12 (first written as
+# 030_review_repair_side_effects.pl, failing): the repair that
 # runs as each inbox table's owner (ig_identity.as_owner) must not change
 # what the installer's own transaction does, nor refuse a table owner that
 # PostgreSQL 15's defaults leave without CREATE on the schema.
@@ -101,6 +102,72 @@ $node->psql('deferred', q{
 });
 is($node->safe_psql('deferred', "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'ops'"), 'f',
 	'a deferred trigger queued by the caller of a SECURITY DEFINER wrapper of ig_identity_repair() does not fire as its owner');
+
+# 1c. the inbox table's own deferred constraint trigger fires inside the
+# repair, as the owner; afterwards it is INITIALLY DEFERRED again, and an
+# owner's trigger that defers another table's constraint and queues an event
+# for it gets nothing to fire later as the installer (PostgreSQL refuses to
+# queue it in the restricted operation, and the repair fails instead)
+legacy_db('ownside', 1);
+$node->safe_psql('ownside', q{
+	CREATE TABLE public.fired (who name, what text);
+	GRANT INSERT ON public.fired TO PUBLIC;
+	CREATE FUNCTION public.note() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    INSERT INTO public.fired VALUES (current_user, TG_TABLE_NAME);
+	    RETURN NULL;
+	END $$;
+	CREATE CONSTRAINT TRIGGER note AFTER INSERT OR UPDATE OR DELETE ON public.instagram_user_cache
+	    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.note();
+	INSERT INTO public.instagram_user_cache VALUES (NULL, NULL, 'nobody');   -- quarantined by the repair
+	DELETE FROM public.fired;
+});
+($rc, $out, $err) = $node->psql('ownside', q{
+	BEGIN;
+	INSERT INTO public.child VALUES (3);
+	CREATE EXTENSION ig_identity;
+	SELECT 'during:' || pg_catalog.string_agg(DISTINCT who, ',') FROM public.fired;
+	INSERT INTO public.instagram_user_cache (ig_account_id, ig_user_id, username) VALUES ('17841400000000001', '900002', 'max');
+	SELECT 'pending:' || pg_catalog.count(*) FROM public.fired WHERE who = current_user;
+	INSERT INTO public.parent VALUES (3);
+	COMMIT;
+	SELECT 'after:' || pg_catalog.count(*) FROM public.fired WHERE who = current_user;
+}, on_error_stop => 1);
+is($rc, 0, 'CREATE EXTENSION with the inbox table\'s own deferred constraint trigger') or diag($err);
+like($out, qr/^during:app$/m, 'the inbox table\'s deferred constraint trigger fired during the repair, as its owner');
+like($out, qr/^pending:0$/m, 'after the repair that trigger is INITIALLY DEFERRED again: nothing fired before COMMIT');
+like($out, qr/^after:1$/m, 'and it fired at COMMIT, as the one who committed');
+
+$node->safe_psql('ownside', q{
+	CREATE TABLE public.app_other (x int);
+	ALTER TABLE public.app_other OWNER TO app;
+	CREATE FUNCTION public.escalate() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    EXECUTE 'ALTER ROLE app SUPERUSER';
+	    RETURN NULL;
+	EXCEPTION WHEN insufficient_privilege THEN RETURN NULL;
+	END $$;
+	CREATE CONSTRAINT TRIGGER escalate AFTER INSERT ON public.app_other
+	    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.escalate();
+	CREATE FUNCTION public.defer_other() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+	    SET CONSTRAINTS ALL DEFERRED;
+	    INSERT INTO public.app_other VALUES (1);
+	    RETURN NULL;
+	END $$;
+	ALTER FUNCTION public.defer_other() OWNER TO app;
+	ALTER FUNCTION public.escalate() OWNER TO app;
+	CREATE TRIGGER defer_other AFTER UPDATE OR DELETE ON public.instagram_user_cache
+	    FOR EACH ROW EXECUTE FUNCTION public.defer_other();
+	-- the repair's profile_pic_url step updates this row
+	INSERT INTO public.instagram_user_cache (ig_account_id, ig_user_id, username, profile_pic)
+	    VALUES ('17841400000000001', '900003', 'zoe', 'https://cdn.example/zoe.jpg');
+});
+($rc, $out, $err) = $node->psql('ownside', 'SELECT * FROM public.ig_identity_repair()');
+like($err, qr/cannot fire deferred trigger within security-restricted operation/,
+	'PostgreSQL refuses to queue that event inside the owner section: the repair fails instead');
+is($node->safe_psql('ownside', "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'app'"), 'f',
+	'an event the owner\'s code queues for another deferred constraint never fires later as the installer');
 
 # --- 2. the owner without CREATE on the schema -------------------------------
 legacy_db('nocreate', 0);
