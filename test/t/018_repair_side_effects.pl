@@ -175,6 +175,23 @@ legacy_db('nocreate', 0);
 ok($rc == 0 || $err =~ /\bapp\b/,
 	'CREATE EXTENSION either repairs a table whose owner lacks CREATE on public, or says which role needs what')
   or diag($err);
+like($err, qr/GRANT CREATE ON SCHEMA public TO app/, 'the hint gives the exact GRANT');
+$node->safe_psql('nocreate', 'GRANT CREATE ON SCHEMA public TO app');
+$node->safe_psql('nocreate', 'CREATE EXTENSION ig_identity');
+is($node->safe_psql('nocreate', q{SELECT pg_catalog.count(*) FROM pg_catalog.pg_constraint
+	WHERE conname = 'instagram_user_cache_ig_account_id_ig_user_id_unique'}), '1', 'after that GRANT the repair completes');
+
+# --- 2b. a partition with another owner: a clear error ------------------------
+$node->safe_psql('postgres', 'CREATE DATABASE mixedpart');
+$node->safe_psql('mixedpart', q{
+	CREATE TABLE public.instagram_messages (id text NOT NULL, conversation_id text, ig_account_id text,
+		from_id text, to_id text, message text, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at);
+	CREATE TABLE public.instagram_messages_default PARTITION OF public.instagram_messages DEFAULT;
+	ALTER TABLE public.instagram_messages OWNER TO app;
+});
+($rc, $out, $err) = $node->psql('mixedpart', 'CREATE EXTENSION ig_identity', on_error_stop => 1);
+like($err, qr/partition "instagram_messages_default" of inbox table "public.instagram_messages" has another owner/,
+	'the repair names a partition with another owner instead of PostgreSQL\'s bare "must be owner"');
 
 # --- 3. the partitioned writer's lock is anyone's ----------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE parted');
