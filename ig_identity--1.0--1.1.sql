@@ -986,7 +986,8 @@ REVOKE ALL ON FUNCTION ig_identity.read_message_conversations(text, text[], text
 -- Review of issue 12 (TAP 018_repair_side_effects): the repair's owner
 -- section no longer runs SET CONSTRAINTS ALL IMMEDIATE (C code only); a
 -- partition with another owner and an owner without CREATE on the schema
--- get clear errors.
+-- get clear errors; the partitioned writer's per-id lock is a row of a
+-- private table instead of an advisory lock anyone can take.
 CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -1417,7 +1418,72 @@ BEGIN
 END
 $fn$;
 
+CREATE TABLE ig_identity.message_id_locks (slot int PRIMARY KEY);
+INSERT INTO ig_identity.message_id_locks (slot) SELECT pg_catalog.generate_series(0, 1023);
+
+CREATE FUNCTION ig_identity.lock_message_ids(p_ids text[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*)
+      FROM (SELECT l.slot
+              FROM ig_identity.message_id_locks l
+             WHERE l.slot OPERATOR(pg_catalog.=) ANY (ARRAY(
+                       SELECT pg_catalog.hashtext(u.id) OPERATOR(pg_catalog.&) 1023
+                         FROM pg_catalog.unnest(p_ids) AS u(id)
+                        WHERE u.id IS NOT NULL))
+             ORDER BY l.slot
+               FOR UPDATE) AS s
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.store_messages_partitioned(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.id,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
+               AS s(id, conversation_id, from_id, to_id, is_echo)
+    )
+    UPDATE @extschema@.instagram_messages m
+       SET conversation_id = r.conv
+      FROM (SELECT DISTINCT ON (rows.id) rows.id, rows.conv FROM rows ORDER BY rows.id) AS r
+     WHERE m.id = r.id AND m.conversation_id IS NULL AND r.conv IS NOT NULL
+       AND m.ig_account_id = p_ig_account_id; -- never another account's row (35_tenant_ids.sql)
+
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+         WHERE r.id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.instagram_messages m WHERE m.id = r.id)
+         ORDER BY r.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM ins
+$$;
+
 REVOKE ALL ON FUNCTION ig_identity.require_owner_create(regclass) FROM PUBLIC;
+REVOKE ALL ON TABLE ig_identity.message_id_locks FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.lock_message_ids(text[]) FROM PUBLIC;
 
 -- ==== end of issue 12 ====
 
