@@ -169,6 +169,24 @@ like($err, qr/cannot fire deferred trigger within security-restricted operation/
 is($node->safe_psql('ownside', "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = 'app'"), 'f',
 	'an event the owner\'s code queues for another deferred constraint never fires later as the installer');
 
+# 1d. SET CONSTRAINTS names constraints by schema and name: an inbox table's
+# deferrable constraint named like another table's (here the installer's
+# pending foreign key) is refused, not set IMMEDIATE together with it
+legacy_db('sharedname', 1);
+$node->safe_psql('sharedname', q{
+	CREATE FUNCTION public.nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+	CREATE CONSTRAINT TRIGGER child_pid_fkey AFTER INSERT ON public.instagram_user_cache
+	    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.nothing();
+});
+($rc, $out, $err) = $node->psql('sharedname', q{
+	BEGIN;
+	INSERT INTO public.child VALUES (4);
+	CREATE EXTENSION ig_identity;
+	COMMIT;
+}, on_error_stop => 1);
+like($err, qr/constraint public\.child_pid_fkey shares its name with a constraint of another table/,
+	'a deferrable constraint sharing its name with another table\'s is refused by name');
+
 # --- 2. the owner without CREATE on the schema -------------------------------
 legacy_db('nocreate', 0);
 ($rc, $out, $err) = $node->psql('nocreate', 'CREATE EXTENSION ig_identity', on_error_stop => 1);
