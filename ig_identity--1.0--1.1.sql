@@ -983,6 +983,508 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION ig_identity.read_message_conversations(text, text[], text[], text[], boolean[]) FROM PUBLIC;
 -- ---- end: inbox tables with different owners ----
+-- Review of issue 12 (TAP 018_repair_side_effects): the repair's owner
+-- section no longer runs SET CONSTRAINTS ALL IMMEDIATE (C code only); a
+-- partition with another owner and an owner without CREATE on the schema
+-- get clear errors; the partitioned writer's per-id lock is a row of a
+-- private table instead of an advisory lock anyone can take.
+CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_oid     oid;
+    v_relkind "char";
+    v_other   name;
+BEGIN
+    SELECT c.oid, c.relkind INTO v_oid, v_relkind
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = p_nsp AND c.relname = p_name;
+    IF v_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions; the repair
+        -- works on them as the parent's owner, so each must have it
+        -- (the same check as the C code's, src/pg/privilege.cpp)
+        SELECT c.relname INTO v_other
+          FROM pg_catalog.pg_partition_tree(v_oid) t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+         WHERE c.relowner OPERATOR(pg_catalog.<>) (SELECT p.relowner FROM pg_catalog.pg_class p
+                                                    WHERE p.oid OPERATOR(pg_catalog.=) v_oid)
+         ORDER BY c.relname
+         LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('partition "%s" of inbox table "%s.%s" has another owner',
+                                            v_other,
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                              WHERE n.oid OPERATOR(pg_catalog.=) p_nsp),
+                                            p_name),
+                DETAIL  = 'ig_identity works on a partitioned table as its owner, so every partition must have that owner.',
+                HINT    = 'Run ALTER TABLE ... OWNER TO the partitioned table''s owner, then install ig_identity again.';
+        END IF;
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
+                                        v_relkind),
+            HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
+    END IF;
+    RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.require_owner_create(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT n.nspname, pg_catalog.pg_get_userbyid(o.relowner) AS owner
+          FROM (SELECT p_rel::pg_catalog.oid AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(p_rel) t) AS t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          JOIN pg_catalog.pg_class o ON o.oid OPERATOR(pg_catalog.=) p_rel
+         WHERE NOT pg_catalog.has_schema_privilege(o.relowner, c.relnamespace, 'CREATE')
+         ORDER BY 1
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('cannot repair %s: its owner %s has no CREATE privilege on schema %s',
+                                        p_rel, r.owner, r.nspname),
+            DETAIL  = 'The repair builds the unique index ig_identity needs as the table''s owner, and PostgreSQL requires that role''s CREATE privilege on the schema for a new index.',
+            HINT    = pg_catalog.format('Run GRANT CREATE ON SCHEMA %I TO %I; then CREATE EXTENSION ig_identity (or SELECT * FROM ig_identity_repair()) again. The grant may be revoked after the repair.',
+                                        r.nspname, r.owner);
+    END LOOP;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
+BEGIN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
+        RETURN 0;
+    END IF;
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
+    -- Keep a row that knows its account, then the physically first one.
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.tableoid AS rel, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.id
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_repair(
+    OUT tables_created   int,
+    OUT columns_added    int,
+    OUT rows_recovered   bigint,
+    OUT rows_merged      bigint,
+    OUT rows_quarantined bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- '@extschema@' is the quoted schema name; regnamespace parses it back.
+    v_nsp    oid := '@extschema@'::pg_catalog.regnamespace;
+    v_schema name;
+    v_rel    regclass;
+    v_label  text;
+    v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
+BEGIN
+    tables_created := 0;
+    columns_added := 0;
+    rows_recovered := 0;
+    rows_merged := 0;
+    rows_quarantined := 0;
+    SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+
+    /*
+     * Conversations and messages first: the user cache's lost accounts are
+     * recovered from them, after their duplicates are gone.
+     */
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_conversations (
+                 id                text PRIMARY KEY,
+                 ig_account_id     text NOT NULL,
+                 location_id       text,
+                 participant_igsid text,
+                 updated_time      timestamptz,
+                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_account_participant_idx
+                 ON %s (ig_account_id, participant_igsid)', v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'ig_account_id', 'location_id', 'participant_igsid']::name[]);
+        -- Added nullable: existing rows have no value, and their app data
+        -- is not ours to force.
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',                'text'],
+            ['ig_account_id',     'text'],
+            ['location_id',       'text'],
+            ['participant_igsid', 'text'],
+            ['updated_time',      'timestamptz'],
+            ['created_at',        'timestamptz NOT NULL DEFAULT now()']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_conversations_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_messages (
+                 id              text PRIMARY KEY,
+                 conversation_id text,
+                 ig_account_id   text NOT NULL,
+                 from_id         text,
+                 to_id           text,
+                 message         text,
+                 created_at      timestamptz,
+                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
+            v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'conversation_id', 'ig_account_id', 'from_id', 'to_id']::name[]);
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',              'text'],
+            ['conversation_id', 'text'],
+            ['ig_account_id',   'text'],
+            ['from_id',         'text'],
+            ['to_id',           'text'],
+            ['message',         'text'],
+            ['created_at',      'timestamptz'],
+            ['is_echo',         'boolean NOT NULL DEFAULT false']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_messages_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_user_cache (
+                 ig_account_id   text NOT NULL,
+                 ig_user_id      text NOT NULL,
+                 username        text,
+                 name            text,
+                 profile_pic     text,
+                 profile_pic_url text,
+                 last_fetched_at timestamptz,
+                 fetch_status    text NOT NULL DEFAULT ''ok''
+                                 CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error'')),
+                 last_error_code int,
+                 fetch_attempts  int NOT NULL DEFAULT 0,
+                 next_fetch_at   timestamptz,
+                 created_at      timestamptz NOT NULL DEFAULT now(),
+                 updated_at      timestamptz NOT NULL DEFAULT now(),
+                 CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                     PRIMARY KEY (ig_account_id, ig_user_id))', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+        RETURN;
+    END IF;
+
+    /*
+     * A legacy identity cache: the table that held the bug.
+     */
+    v_label := ig_identity.table_label(v_rel);
+    IF NOT ig_identity.has_column(v_rel, 'ig_user_id') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has no column ig_user_id', v_rel),
+            DETAIL  = 'Without the participant id the rows cannot be identified.',
+            HINT    = 'Rename the table if it is not the inbox identity cache, then install ig_identity again.';
+    END IF;
+    PERFORM ig_identity.require_text_columns(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]);
+    -- ig_account_id, when missing, is added nullable and recovered below
+    -- like any other lost account.
+    columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+        ['ig_account_id',   'text'],
+        ['username',        'text'],
+        ['name',            'text'],
+        ['profile_pic',     'text'],
+        ['profile_pic_url', 'text'],
+        ['last_fetched_at', 'timestamptz'],
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        ['last_error_code', 'int'],
+        ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
+        ['next_fetch_at',   'timestamptz'],
+        ['created_at',      'timestamptz NOT NULL DEFAULT now()'],
+        ['updated_at',      'timestamptz NOT NULL DEFAULT now()']]);
+
+    -- A row without a participant id identifies nobody.
+    rows_quarantined := rows_quarantined
+        + ig_identity.quarantine_rows(v_rel, 'missing_user_id', 't.ig_user_id IS NULL');
+
+    /*
+     * Lost accounts. The accounts that talk to a participant are the ones
+     * whose conversations name it or whose messages it sent or received.
+     * Exactly one: that is its account. None or several: the row cannot be
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
+     */
+    SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+      INTO v_pairs
+      FROM pg_catalog.unnest(
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                      FROM %s c
+                     WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_conversations')))
+               OPERATOR(pg_catalog.||)
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(u.id::text, m.ig_account_id::text)
+                      FROM %s m CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+                     WHERE u.id IS NOT NULL AND m.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_messages')))) AS p(pair);
+    v_candidates := pg_catalog.format(
+        'WITH pairs AS (
+             SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+               FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+         cand AS (
+             SELECT u.ctid AS tid,
+                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+              WHERE u.ig_account_id IS NULL
+              GROUP BY u.ctid)', v_rel);
+    v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         UPDATE %s u SET ig_account_id = c.accounts[1]
+           FROM cand c
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+      RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+    rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                          m.r -> 'accounts')
+           END
+      FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         DELETE FROM %1$s u USING cand c
+          WHERE u.ctid = c.tid
+      RETURNING pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(c.accounts),
+                                              ''row_data'', pg_catalog.to_jsonb(u))', v_rel),
+             v_pairs)) AS m(r);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+
+    -- The business account stored as its own participant: the trap that
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
+    rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        't.ig_user_id::text = t.ig_account_id::text
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
+
+    /*
+     * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
+     * (it keeps the app's own columns and fetch state); each identity column
+     * takes the freshest non-null value of the group. The absorbed rows go to
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
+     */
+    v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+        'WITH g AS (
+             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+               FROM %1$s u
+              GROUP BY u.ig_account_id, u.ig_user_id
+             HAVING pg_catalog.count(*) > 1),
+         kept AS (
+             UPDATE %1$s u
+                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+               FROM g
+              WHERE u.ctid = g.keep
+          RETURNING 1)
+         DELETE FROM %1$s u USING g
+          WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+      RETURNING pg_catalog.to_jsonb(u)',
+        v_rel));
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label, 'merged_duplicate', r.row_data
+      FROM pg_catalog.unnest(v_rows) AS r(row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+    SELECT pg_catalog.count(*) INTO v_n
+      FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+              FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+    rows_merged := rows_merged + v_n;
+
+    -- profile_pic is what current code writes; profile_pic_url is kept
+    -- equal for older readers.
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+        'UPDATE %s u
+            SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
+                profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
+                  AND NOT a.attnotnull) THEN
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
+    END IF;
+
+    -- A UNIQUE constraint, not a primary key: the app's table may already
+    -- have one (an id column).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        PERFORM ig_identity.require_free_name(v_rel,
+            'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.require_owner_create(v_rel);
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
+    END IF;
+END
+$fn$;
+
+CREATE TABLE ig_identity.message_id_locks (slot int PRIMARY KEY);
+INSERT INTO ig_identity.message_id_locks (slot) SELECT pg_catalog.generate_series(0, 1023);
+
+CREATE FUNCTION ig_identity.lock_message_ids(p_ids text[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*)
+      FROM (SELECT l.slot
+              FROM ig_identity.message_id_locks l
+             WHERE l.slot OPERATOR(pg_catalog.=) ANY (ARRAY(
+                       SELECT pg_catalog.hashtext(u.id) OPERATOR(pg_catalog.&) 1023
+                         FROM pg_catalog.unnest(p_ids) AS u(id)
+                        WHERE u.id IS NOT NULL))
+             ORDER BY l.slot
+               FOR UPDATE) AS s
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.store_messages_partitioned(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.id,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
+               AS s(id, conversation_id, from_id, to_id, is_echo)
+    )
+    UPDATE @extschema@.instagram_messages m
+       SET conversation_id = r.conv
+      FROM (SELECT DISTINCT ON (rows.id) rows.id, rows.conv FROM rows ORDER BY rows.id) AS r
+     WHERE m.id = r.id AND m.conversation_id IS NULL AND r.conv IS NOT NULL
+       AND m.ig_account_id = p_ig_account_id; -- never another account's row (35_tenant_ids.sql)
+
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+         WHERE r.id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.instagram_messages m WHERE m.id = r.id)
+         ORDER BY r.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM ins
+$$;
+
+REVOKE ALL ON FUNCTION ig_identity.require_owner_create(regclass) FROM PUBLIC;
+REVOKE ALL ON TABLE ig_identity.message_id_locks FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.lock_message_ids(text[]) FROM PUBLIC;
+
 -- ==== end of issue 12 ====
 
 

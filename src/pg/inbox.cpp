@@ -180,9 +180,16 @@ long long store_messages(const std::vector<Param> &given)
                                         {given.at(0), given.at(2), given.at(3), given.at(4), given.at(7)}),
                        false};
     /* a partitioned table has no unique index on id alone for ON CONFLICT
-     * (src/sql/36_partitioned_inbox.sql) */
+     * (src/sql/36_partitioned_inbox.sql): its writer relies on the batch's
+     * ids being locked first, in ig_identity's private table, which only
+     * the extension's owner can lock (no other role can hold it) */
+    const bool partitioned = inbox_is_partitioned("instagram_messages");
+    if (partitioned) {
+        AsExtensionOwner owner;
+        (void) spi_query("SELECT ig_identity.lock_message_ids($1)", {args.at(1)});
+    }
     Datum n = call_as_owner_of("instagram_messages",
-                               inbox_is_partitioned("instagram_messages")
+                               partitioned
                                    ? "ig_identity.store_messages_partitioned(pg_catalog.text, pg_catalog.text[], "
                                      "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
                                      "pg_catalog.timestamptz[], pg_catalog.bool[])"

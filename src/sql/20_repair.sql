@@ -31,6 +31,7 @@ AS $fn$
 DECLARE
     v_oid     oid;
     v_relkind "char";
+    v_other   name;
 BEGIN
     SELECT c.oid, c.relkind INTO v_oid, v_relkind
       FROM pg_catalog.pg_class c
@@ -39,7 +40,27 @@ BEGIN
         RETURN NULL;
     END IF;
     IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
-        -- a partitioned table's children are all partitions
+        -- a partitioned table's children are all partitions; the repair
+        -- works on them as the parent's owner, so each must have it
+        -- (the same check as the C code's, src/pg/privilege.cpp)
+        SELECT c.relname INTO v_other
+          FROM pg_catalog.pg_partition_tree(v_oid) t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+         WHERE c.relowner OPERATOR(pg_catalog.<>) (SELECT p.relowner FROM pg_catalog.pg_class p
+                                                    WHERE p.oid OPERATOR(pg_catalog.=) v_oid)
+         ORDER BY c.relname
+         LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('partition "%s" of inbox table "%s.%s" has another owner',
+                                            v_other,
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                              WHERE n.oid OPERATOR(pg_catalog.=) p_nsp),
+                                            p_name),
+                DETAIL  = 'ig_identity works on a partitioned table as its owner, so every partition must have that owner.',
+                HINT    = 'Run ALTER TABLE ... OWNER TO the partitioned table''s owner, then install ig_identity again.';
+        END IF;
         RETURN v_oid::pg_catalog.regclass;
     END IF;
     IF v_relkind <> 'r' THEN
@@ -185,6 +206,42 @@ AS $fn$
     )
 $fn$;
 
+-- The unique indexes the repair builds are built as the table's owner, like
+-- every other repair statement, and PostgreSQL wants that role's CREATE on
+-- the schema of each index (the table's and its partitions'); PostgreSQL 15
+-- no longer grants CREATE on public to everyone (pg_partition_tree() lists
+-- no plain table, hence the UNION). Say so, naming the role,
+-- the schema and the GRANT, instead of a bare "permission denied".
+CREATE FUNCTION ig_identity.require_owner_create(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT n.nspname, pg_catalog.pg_get_userbyid(o.relowner) AS owner
+          FROM (SELECT p_rel::pg_catalog.oid AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(p_rel) t) AS t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          JOIN pg_catalog.pg_class o ON o.oid OPERATOR(pg_catalog.=) p_rel
+         WHERE NOT pg_catalog.has_schema_privilege(o.relowner, c.relnamespace, 'CREATE')
+         ORDER BY 1
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('cannot repair %s: its owner %s has no CREATE privilege on schema %s',
+                                        p_rel, r.owner, r.nspname),
+            DETAIL  = 'The repair builds the unique index ig_identity needs as the table''s owner, and PostgreSQL requires that role''s CREATE privilege on the schema for a new index.',
+            HINT    = pg_catalog.format('Run GRANT CREATE ON SCHEMA %I TO %I; then CREATE EXTENSION ig_identity (or SELECT * FROM ig_identity_repair()) again. The grant may be revoked after the repair.',
+                                        r.nspname, r.owner);
+    END LOOP;
+END
+$fn$;
+
 -- Refuses a relation or constraint that already holds the name we need
 -- but is not what we need; otherwise we would stack a second index on a
 -- table whose owner meant something else by that name.
@@ -302,6 +359,7 @@ BEGIN
     IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
         PERFORM ig_identity.require_free_name(p_rel, p_index,
             '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
         PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
             (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
     END IF;
@@ -603,6 +661,7 @@ BEGIN
     IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
         PERFORM ig_identity.require_free_name(v_rel,
             'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.require_owner_create(v_rel);
         PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
             'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
                  UNIQUE (ig_account_id, ig_user_id)', v_rel));
