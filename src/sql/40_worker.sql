@@ -237,7 +237,9 @@ SELECT a.ig_account_id,
        w.cycles AS worker_cycles,
        w.identities_refreshed AS worker_identities_refreshed,
        w.failures AS worker_failures,
-       w.last_error AS worker_last_error
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters
   FROM ig_identity.accounts a
   LEFT JOIN LATERAL (
         SELECT count(*) AS queue_depth,
