@@ -429,8 +429,10 @@ SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_events_id_seq', 
 SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters_id_seq', '');
 
--- A message's details (kinds other than plain text, attachments, reply_to);
--- a later delivery of the same mid keeps what is known. Extension owner.
+-- A message's details: its kind (what it was, also once unsent), its
+-- attachments and reply_to; a later delivery of the same mid keeps what is
+-- known. Kind 'deleted' is left only for an unsend whose message was never
+-- seen. Runs as the extension owner.
 CREATE FUNCTION ig_identity.store_message_details(p_ig_account_id text, p_mids text[], p_kinds text[],
                                                   p_attachments text[], p_reply_to text[])
 RETURNS bigint
@@ -445,7 +447,7 @@ AS $$
         ON CONFLICT (ig_account_id, mid) DO UPDATE
            SET attachments = COALESCE(d.attachments, EXCLUDED.attachments),
                reply_to = COALESCE(d.reply_to, EXCLUDED.reply_to),
-               kind = CASE WHEN d.deleted_at IS NOT NULL THEN d.kind ELSE EXCLUDED.kind END
+               kind = EXCLUDED.kind
         RETURNING 1
     )
     SELECT count(*) FROM ins

@@ -29,44 +29,50 @@ std::string dump(const json_t *value) {
     return std::string(s.get());
 }
 
-struct Owned {
-    json_t *p;
-    explicit Owned(json_t *v) : p(v) {
-        if (!p)
-            throw std::bad_alloc();
+// A JSON string literal of s (keys come from a parsed body: valid UTF-8).
+std::string quote(std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += (char) c;
+        } else if (c < 0x20) {
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += (char) c;
+        }
     }
-    ~Owned() { json_decref(p); }
-    Owned(const Owned &) = delete;
-    Owned &operator=(const Owned &) = delete;
-};
+    return out + "\"";
+}
+
+// The dead letters are built as text, never with jansson's constructors:
+// inside the server, json_object() and its kind resolve to PostgreSQL's own
+// SQL functions of the same name.
 
 // A delivery of its own around one entry: what a dead letter keeps, so that
 // a replay parses it exactly as the original would have been.
-std::string envelope(json_t *entry) {
-    Owned root(json_object());
-    Owned entries(json_array());
-    if (json_object_set(root.p, "object", json_string("instagram")) != 0 ||
-        json_array_append(entries.p, entry) != 0 || json_object_set(root.p, "entry", entries.p) != 0)
-        throw std::bad_alloc();
-    return dump(root.p);
+std::string envelope_text(const std::string &entry_json) {
+    return "{\"object\":\"instagram\",\"entry\":[" + entry_json + "]}";
 }
 
+std::string envelope(const json_t *entry) { return envelope_text(dump(entry)); }
+
 // The entry with only this one event under `field` (ids and time kept).
-std::string envelope_event(const json_t *entry, const char *field, json_t *event) {
-    Owned copy(json_object());
+std::string envelope_event(const json_t *entry, const char *field, const json_t *event) {
+    std::string copy = "{";
     const char *key;
     json_t *value;
     json_object_foreach(const_cast<json_t *>(entry), key, value) {
-        if (std::string_view(key) == "messaging" || std::string_view(key) == "standby" ||
-            std::string_view(key) == "changes")
+        const std::string_view k(key);
+        if (k == "messaging" || k == "standby" || k == "changes")
             continue;
-        if (json_object_set(copy.p, key, value) != 0)
-            throw std::bad_alloc();
+        copy += quote(k) + ":" + dump(value) + ",";
     }
-    Owned events(json_array());
-    if (json_array_append(events.p, event) != 0 || json_object_set(copy.p, field, events.p) != 0)
-        throw std::bad_alloc();
-    return envelope(copy.p);
+    copy += quote(field) + ":[" + dump(event) + "]}";
+    return envelope_text(copy);
 }
 
 // A flag that is absent or null is false; any other non-boolean is an error.

@@ -88,10 +88,8 @@ void store_delivery(const WebhookResult &parsed, Counts &c)
                 if (r[0])
                     unsent.insert(*r[0]);
             for (size_t i = 0; i < a.mids.size(); i++)
-                if (unsent.count(*a.mids[i]) != 0) {
+                if (unsent.count(*a.mids[i]) != 0)
                     a.texts[i] = std::nullopt;
-                    a.kinds[i] = std::string("deleted");
-                }
 
             long long n = store_messages({acc, text_array_param(a.mids), text_array_param(a.conversations),
                                           text_array_param(a.from), text_array_param(a.to),
