@@ -535,6 +535,8 @@ DO $do$
 DECLARE
     v_acl   aclitem[];
     v_owner oid;
+    v_init  aclitem[];
+    v_regranted boolean := false;
     r       record;
 BEGIN
     SELECT p.proacl, p.proowner INTO v_acl, v_owner
@@ -548,6 +550,9 @@ BEGIN
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
     REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+    SELECT p.proacl INTO v_init
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
     FOR r IN
         SELECT g.rolname, pg_catalog.bool_or(a.is_grantable) AS grantable
           FROM pg_catalog.aclexplode(v_acl) a
@@ -557,7 +562,19 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) TO %I%s',
                                   r.rolname, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        v_regranted := true;
     END LOOP;
+    -- A GRANT inside an extension script is recorded as one of the
+    -- extension's initial privileges, which pg_dump leaves out: the
+    -- initial privileges go back to what a fresh install has, so a dump
+    -- of the updated database still carries the grants given back.
+    IF v_regranted THEN
+        UPDATE pg_catalog.pg_init_privs i
+           SET initprivs = v_init
+         WHERE i.objoid OPERATOR(pg_catalog.=) '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure
+           AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND i.objsubid OPERATOR(pg_catalog.=) 0;
+    END IF;
 END
 $do$;
 

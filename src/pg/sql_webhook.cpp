@@ -179,6 +179,19 @@ IGID_FUNCTION(ig_ingest_webhook)
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
+        /* a database still at 1.0 has none of the tables of the new shapes
+         * (and 1.0's result has four columns): the same clear error as every
+         * other 1.1 function called there */
+        auto rows = spi_query("SELECT pg_catalog.to_regprocedure("
+                              "'ig_identity.store_dead_letters(pg_catalog.text[], pg_catalog.text[], pg_catalog.text[])')"
+                              " IS NULL",
+                              {}, true);
+        if (!rows.empty() && rows[0][0] && *rows[0][0] == "t")
+            throw Error(ERRCODE_UNDEFINED_FUNCTION,
+                        "function ig_identity.store_dead_letters(pg_catalog.text[], pg_catalog.text[], "
+                        "pg_catalog.text[]) does not exist in this database",
+                        "This library is ig_identity " IGID_EXTVERSION "; the extension in this database is older.",
+                        "Run ALTER EXTENSION ig_identity UPDATE in this database.");
         store_delivery(parsed, c);
         store_dead_letters(parsed.dead_letters, c);
     });
