@@ -218,7 +218,8 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 
 -- Per connected account: state, queue, last success and error, pause, rate
--- limit usage; plus the worker's state.  Never a token.
+-- limit usage, webhook dead letters (those without an account on every
+-- line); plus the worker's state.  Never a token.
 CREATE VIEW @extschema@.ig_identity_status AS
 SELECT a.ig_account_id,
        a.location_id,
