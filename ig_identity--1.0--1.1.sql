@@ -431,8 +431,9 @@ SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters_id_
 
 -- A message's details: its kind (what it was, also once unsent), its
 -- attachments and reply_to; a later delivery of the same mid keeps what is
--- known. Kind 'deleted' is left only for an unsend whose message was never
--- seen. Runs as the extension owner.
+-- known. A plain text message has no row (so most messages cost nothing
+-- here) until it is unsent: kind 'deleted' is a message unsent while plain
+-- text or never seen. Runs as the extension owner.
 CREATE FUNCTION ig_identity.store_message_details(p_ig_account_id text, p_mids text[], p_kinds text[],
                                                   p_attachments text[], p_reply_to text[])
 RETURNS bigint

@@ -30,8 +30,9 @@ struct AccountShare {
     std::vector<Text> mids, conversations, from, to, texts, participants;
     std::vector<std::optional<double>> created;
     std::vector<bool> echo;
-    /* details of the messages above */
-    std::vector<Text> kinds, attachments, reply_to;
+    /* details of those messages that are more than plain text (a plain
+     * text message gets no details row) */
+    std::vector<Text> detail_mids, kinds, attachments, reply_to;
     /* unsends */
     std::vector<Text> unsent;
     /* postbacks and referrals */
@@ -62,9 +63,12 @@ void store_delivery(const WebhookResult &parsed, Counts &c)
         a.created.emplace_back((double) m.timestamp_ms / 1000.0);
         a.echo.push_back(m.is_echo);
         a.participants.emplace_back(m.participant_id);
-        a.kinds.emplace_back(m.kind);
-        a.attachments.push_back(m.attachments);
-        a.reply_to.push_back(m.reply_to);
+        if (m.kind != "text" || m.reply_to) {
+            a.detail_mids.emplace_back(m.mid);
+            a.kinds.emplace_back(m.kind);
+            a.attachments.push_back(m.attachments);
+            a.reply_to.push_back(m.reply_to);
+        }
     }
     for (const auto &e : parsed.events) {
         AccountShare &a = by_account[e.account_id];
@@ -97,9 +101,10 @@ void store_delivery(const WebhookResult &parsed, Counts &c)
                                           bool_array_param(a.echo)});
             c.stored += n;
             c.duplicates += (long long) a.mids.size() - n;
-            spi_query("SELECT ig_identity.store_message_details($1, $2, $3, $4, $5)",
-                      {acc, text_array_param(a.mids), text_array_param(a.kinds),
-                       text_array_param(a.attachments), text_array_param(a.reply_to)});
+            if (!a.detail_mids.empty())
+                spi_query("SELECT ig_identity.store_message_details($1, $2, $3, $4, $5)",
+                          {acc, text_array_param(a.detail_mids), text_array_param(a.kinds),
+                           text_array_param(a.attachments), text_array_param(a.reply_to)});
         }
         if (!a.unsent.empty()) {
             spi_query("SELECT ig_identity.record_unsends($1, $2)", {acc, text_array_param(a.unsent)});
