@@ -1636,6 +1636,253 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_verify_webhook_signature';
 COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) IS
     'true when signature_header is sha256=<hex HMAC-SHA256(app_secret, raw_body)>; verify the raw body before parsing it';
+-- Webhooks, every shape: standby events, unsends, attachments and
+-- replies, postbacks and referrals, and dead letters (src/sql/35_webhooks.sql).
+CREATE TABLE ig_identity.message_details (
+    ig_account_id text NOT NULL,
+    mid           text NOT NULL,
+    kind          text NOT NULL
+                  CHECK (kind IN ('text', 'attachment', 'unsupported', 'deleted', 'empty')),
+    attachments   jsonb CHECK (pg_catalog.jsonb_typeof(attachments) = 'array'),
+    reply_to      jsonb CHECK (pg_catalog.jsonb_typeof(reply_to) = 'object'),
+    deleted_at    timestamptz,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (ig_account_id, mid)
+);
+
+CREATE TABLE ig_identity.webhook_events (
+    id            bigserial PRIMARY KEY,
+    ig_account_id text NOT NULL,
+    ig_user_id    text NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('postback', 'referral')),
+    mid           text,
+    occurred_at   timestamptz NOT NULL,
+    payload       jsonb NOT NULL,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- A delivery Meta sends again stores nothing twice.
+CREATE UNIQUE INDEX webhook_events_once
+    ON ig_identity.webhook_events (ig_account_id, ig_user_id, kind, occurred_at,
+                                   pg_catalog.md5(payload::pg_catalog.text));
+
+CREATE TABLE ig_identity.webhook_dead_letters (
+    id            bigserial PRIMARY KEY,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ig_account_id text,
+    reason        text NOT NULL,
+    raw           jsonb NOT NULL
+);
+CREATE INDEX webhook_dead_letters_account ON ig_identity.webhook_dead_letters (ig_account_id);
+
+REVOKE ALL ON ig_identity.message_details, ig_identity.webhook_events,
+              ig_identity.webhook_dead_letters FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ig_identity.webhook_events_id_seq,
+                       ig_identity.webhook_dead_letters_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.message_details', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters_id_seq', '');
+
+-- A message's details: its kind (what it was, also once unsent), its
+-- attachments and reply_to; a later delivery of the same mid keeps what is
+-- known. A plain text message has no row (so most messages cost nothing
+-- here) until it is unsent: kind 'deleted' is a message unsent while plain
+-- text or never seen. Runs as the extension owner.
+CREATE FUNCTION ig_identity.store_message_details(p_ig_account_id text, p_mids text[], p_kinds text[],
+                                                  p_attachments text[], p_reply_to text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.message_details AS d (ig_account_id, mid, kind, attachments, reply_to)
+        SELECT DISTINCT ON (s.mid) p_ig_account_id, s.mid, s.kind, s.att::jsonb, s.rep::jsonb
+          FROM unnest(p_mids, p_kinds, p_attachments, p_reply_to) WITH ORDINALITY AS s(mid, kind, att, rep, n)
+         ORDER BY s.mid, s.n DESC
+        ON CONFLICT (ig_account_id, mid) DO UPDATE
+           SET attachments = COALESCE(d.attachments, EXCLUDED.attachments),
+               reply_to = COALESCE(d.reply_to, EXCLUDED.reply_to),
+               kind = EXCLUDED.kind
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- Unsends, extension owner's half: the message is marked deleted (a row
+-- is kept even when the message itself was never seen, so a later copy of
+-- it is known to be unsent).
+CREATE FUNCTION ig_identity.record_unsends(p_ig_account_id text, p_mids text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.message_details AS d (ig_account_id, mid, kind, deleted_at)
+    SELECT DISTINCT p_ig_account_id, s.mid, 'deleted', pg_catalog.now()
+      FROM unnest(p_mids) AS s(mid)
+    ON CONFLICT (ig_account_id, mid) DO UPDATE
+       SET deleted_at = COALESCE(d.deleted_at, EXCLUDED.deleted_at)
+$$;
+
+-- Of these mids, those already unsent: their text must never be shown.
+CREATE FUNCTION ig_identity.unsent_mids(p_ig_account_id text, p_mids text[])
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(d.mid), '{}')
+      FROM ig_identity.message_details d
+     WHERE d.ig_account_id = p_ig_account_id AND d.mid = ANY (p_mids) AND d.deleted_at IS NOT NULL
+$$;
+
+-- Unsends, inbox half (runs as instagram_messages' owner, like
+-- store_messages): the row stays, its text goes. Returns the rows cleared.
+CREATE FUNCTION ig_identity.clear_unsent_messages(p_ig_account_id text, p_mids text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH up AS (
+        UPDATE @extschema@.instagram_messages m
+           SET message = NULL
+         WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL
+        RETURNING 1
+    )
+    SELECT count(*) FROM up
+$$;
+
+-- Postbacks and referrals. Returns how many were new.
+CREATE FUNCTION ig_identity.store_webhook_events(p_ig_account_id text, p_kinds text[], p_users text[],
+                                                 p_mids text[], p_occurred timestamptz[], p_payloads text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.webhook_events (ig_account_id, ig_user_id, kind, mid, occurred_at, payload)
+        SELECT p_ig_account_id, s.uid, s.kind, s.mid, s.at, s.payload::jsonb
+          FROM unnest(p_kinds, p_users, p_mids, p_occurred, p_payloads) AS s(kind, uid, mid, at, payload)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- Dead letters: each one a delivery of a single entry or event.
+CREATE FUNCTION ig_identity.store_dead_letters(p_accounts text[], p_reasons text[], p_raw text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.webhook_dead_letters (ig_account_id, reason, raw)
+        SELECT s.acc, s.reason, s.raw::jsonb
+          FROM unnest(p_accounts, p_reasons, p_raw) WITH ORDINALITY AS s(acc, reason, raw, n)
+         ORDER BY s.n
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- ig_ingest_webhook returns three more counts: a new row type, so the
+-- function is dropped and created again; the EXECUTE grants roles had on
+-- it are given back.
+DO $do$
+DECLARE
+    v_acl   aclitem[];
+    v_owner oid;
+    v_init  aclitem[];
+    v_regranted boolean := false;
+    r       record;
+BEGIN
+    SELECT p.proacl, p.proowner INTO v_acl, v_owner
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
+    DROP FUNCTION @extschema@.ig_ingest_webhook(jsonb);
+    CREATE FUNCTION @extschema@.ig_ingest_webhook(payload jsonb)
+    RETURNS TABLE (messages_stored int, duplicates int, events_skipped int, participants_queued int,
+                   messages_deleted int, events_stored int, dead_letters int)
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
+    REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+    SELECT p.proacl INTO v_init
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
+    FOR r IN
+        SELECT g.rolname, pg_catalog.bool_or(a.is_grantable) AS grantable
+          FROM pg_catalog.aclexplode(v_acl) a
+          JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE a.grantee OPERATOR(pg_catalog.<>) v_owner AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+         GROUP BY g.rolname
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) TO %I%s',
+                                  r.rolname, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        v_regranted := true;
+    END LOOP;
+    -- A GRANT inside an extension script is recorded as one of the
+    -- extension's initial privileges, which pg_dump leaves out: the
+    -- initial privileges go back to what a fresh install has, so a dump
+    -- of the updated database still carries the grants given back.
+    IF v_regranted THEN
+        UPDATE pg_catalog.pg_init_privs i
+           SET initprivs = v_init
+         WHERE i.objoid OPERATOR(pg_catalog.=) '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure
+           AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND i.objsubid OPERATOR(pg_catalog.=) 0;
+    END IF;
+END
+$do$;
+
+-- Parses every dead letter again (after an upgrade taught the parser a new
+-- shape): those that now read are stored as a delivery would be, and
+-- removed; the others stay, with the reason of this attempt.
+CREATE FUNCTION @extschema@.ig_identity_replay_dead_letters()
+RETURNS TABLE (replayed int, still_dead int)
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_replay_dead_letters';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_replay_dead_letters() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_replay_dead_letters() IS
+    'Stores the webhook dead letters that parse now and removes them; the rest stay in ig_identity.webhook_dead_letters';
+REVOKE ALL ON FUNCTION ig_identity.store_message_details(text, text[], text[], text[], text[]),
+                       ig_identity.record_unsends(text, text[]),
+                       ig_identity.unsent_mids(text, text[]),
+                       ig_identity.clear_unsent_messages(text, text[]),
+                       ig_identity.store_webhook_events(text, text[], text[], text[], timestamptz[], text[]),
+                       ig_identity.store_dead_letters(text[], text[], text[])
+    FROM PUBLIC;
+
+-- The status view gains the dead-letter count, at the end.
+CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN @extschema@.ig_identity_worker_state() w;
 -- ==== end of issue 14 ====
 
 
@@ -2001,6 +2248,8 @@ SELECT a.ig_account_id,
        w.identities_refreshed AS worker_identities_refreshed,
        w.failures AS worker_failures,
        w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters,
        -- Instagram Login: when the token stops working, once known (issue 14b)
        (SELECT t.expires_at FROM ig_identity.account_tokens t
          WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at

@@ -203,6 +203,14 @@ long long store_messages(const std::vector<Param> &given)
     return DatumGetInt64(n);
 }
 
+long long clear_unsent_messages(const std::string &account, const std::vector<Text> &mids)
+{
+    Datum n = call_as_owner_of("instagram_messages",
+                               "ig_identity.clear_unsent_messages(pg_catalog.text, pg_catalog.text[])",
+                               {text_param(account), text_array_param(mids)});
+    return DatumGetInt64(n);
+}
+
 std::vector<std::pair<std::string, std::string>>
 participants_of(const std::vector<std::pair<std::string, std::string>> &accounts, TimestampTz messages_since)
 {

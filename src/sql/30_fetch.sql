@@ -336,12 +336,7 @@ AS 'MODULE_PATHNAME', 'ig_resolve_profile';
 REVOKE ALL ON FUNCTION @extschema@.ig_refresh_identities(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ig_resolve_profile(text, text) FROM PUBLIC;
 
-CREATE FUNCTION @extschema@.ig_ingest_webhook(payload jsonb)
-RETURNS TABLE (messages_stored int, duplicates int, events_skipped int, participants_queued int)
-LANGUAGE c VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
-REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+-- ig_ingest_webhook: see 35_webhooks.sql.
 
 -- Checks Meta's X-Hub-Signature-256 header against the raw request body
 -- (HMAC-SHA256 with the app secret, constant-time compare).  Pure function of

@@ -95,6 +95,11 @@ void fuzz_webhook(std::string_view in)
     for (const auto &m : r.messages)
         check(!m.mid.empty() && !m.account_id.empty() &&
               m.participant_id == (m.is_echo ? m.to_id : m.from_id));
+    // a dead letter is a delivery of its own that fails the same way again
+    for (const auto &d : r.dead_letters) {
+        WebhookResult again = parse_webhook(d.raw);
+        check(again.ok && !again.dead_letters.empty());
+    }
 }
 
 void fuzz_iso_time(std::string_view in)
