@@ -38,9 +38,26 @@ std::vector<AccountCreds> tokens_due_for_refresh(int age_s, int limit)
      * out with one WARNING, as the fetcher leaves it out: it must not stop
      * the refresh of every other account */
     std::vector<AccountCreds> out;
-    for (const auto &id : ids)
+    std::vector<std::string> skipped;
+    for (const auto &id : ids) {
         if (auto a = account_by_id(id, /* skip_unopenable */ true))
             out.push_back(std::move(*a));
+        else
+            skipped.push_back(id);
+    }
+    /* ... and it waits an hour like a failed refresh, so that accounts that
+     * cannot be opened (a restore without the key) do not fill every batch
+     * of `limit` ahead of those that can; in account id order, the accounts
+     * row locked first, the lock order of every other path */
+    std::sort(skipped.begin(), skipped.end());
+    AsExtensionOwner owner;
+    for (const auto &id : skipped) {
+        spi_exec("SELECT 1 FROM ig_identity.accounts WHERE ig_account_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+                 {text_param(id)});
+        spi_exec("UPDATE ig_identity.account_tokens SET refresh_failed_at = pg_catalog.now()"
+                 " WHERE ig_account_id OPERATOR(pg_catalog.=) $1",
+                 {text_param(id)});
+    }
     return out;
 }
 
