@@ -1980,10 +1980,13 @@ REVOKE ALL ON FUNCTION ig_identity._tokens_due_for_refresh(interval, int) FROM P
 
 -- Stores a refreshed token and its expiry in one statement, unless the token
 -- was rotated since the worker read it (p_rotated_at): ig_connect_account's
--- newer token wins. The account row is locked first, as on every path that
--- touches both. Returns whether it was stored.
+-- newer token wins. The worker seals the token before the call (bound to
+-- 'access_token:' || the account id): a plain token as an argument would be
+-- printed by auto_explain (log_verbose), its plans holding the values.
+-- The account row is locked first, as on every path that touches both.
+-- Returns whether it was stored.
 CREATE FUNCTION ig_identity._store_refreshed_token(p_ig_account_id text, p_rotated_at timestamptz,
-                                                   p_access_token text, p_expires_in bigint)
+                                                   p_sealed_token bytea, p_expires_in bigint)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1994,8 +1997,7 @@ BEGIN
         RETURN false; -- disconnected meanwhile
     END IF;
     UPDATE ig_identity.account_tokens t
-       SET access_token = ig_identity.seal_secret(p_access_token,
-                                                  'access_token:' OPERATOR(pg_catalog.||) p_ig_account_id),
+       SET access_token = p_sealed_token,
            rotated_at = pg_catalog.now(),
            expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_expires_in),
            refresh_failed_at = NULL
@@ -2012,7 +2014,7 @@ BEGIN
     RETURN true;
 END
 $fn$;
-REVOKE ALL ON FUNCTION ig_identity._store_refreshed_token(text, timestamptz, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity._store_refreshed_token(text, timestamptz, bytea, bigint) FROM PUBLIC;
 
 -- A failed refresh: the old token stays; the account shows the error (and is
 -- stopped for reauthentication when Meta says the token is dead, 190), and

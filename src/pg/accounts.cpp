@@ -129,9 +129,9 @@ std::vector<AccountCreds> location_accounts(const std::string &location_id)
     return accounts;
 }
 
-std::optional<AccountCreds> account_by_id(const std::string &ig_account_id)
+std::optional<AccountCreds> account_by_id(const std::string &ig_account_id, bool skip_unopenable)
 {
-    auto accounts = read_credentials(std::nullopt, ig_account_id);
+    auto accounts = read_credentials(std::nullopt, ig_account_id, skip_unopenable);
     if (accounts.empty())
         return std::nullopt;
     return accounts.front();

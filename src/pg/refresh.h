@@ -121,8 +121,10 @@ std::vector<AccountCreds> location_accounts(const std::string &location_id);
  * account whose token does not open is left out, with one WARNING. */
 std::vector<AccountCreds> all_accounts();
 
-/* One account by id, or nothing (needs SPI). */
-std::optional<AccountCreds> account_by_id(const std::string &ig_account_id);
+/* One account by id, or nothing (needs SPI).  skip_unopenable (the
+ * worker's): an account whose stored secret does not open is nothing, with
+ * one WARNING, instead of an error. */
+std::optional<AccountCreds> account_by_id(const std::string &ig_account_id, bool skip_unopenable = false);
 
 /* The checks every Graph call from SQL makes on an account first. */
 void require_account_usable(const std::string &ig_account_id);

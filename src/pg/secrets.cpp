@@ -184,11 +184,16 @@ std::string open_with(const Keys &keys, const SecretColumn &col, const std::stri
                     "Set ig_identity.key_file and run SELECT ig_identity_rotate_key() to encrypt it, or set "
                     "ig_identity.allow_unencrypted_tokens = on for the migration.");
     case OpenStatus::UnknownKey:
+        /* the five-argument ig_connect_account keeps the stored app secret
+         * (and opens it): only the six-argument one replaces it */
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     whose + " is encrypted with key " + r.key_id_hex + ", which this server does not have",
                     keys.describe() + " The stored value is kept as it is.",
                     "Point ig_identity.key_file (or ig_identity.previous_key_file) at the file of key " +
-                        r.key_id_hex + " and reload, or connect the account again with ig_connect_account.");
+                        r.key_id_hex + " and reload, or connect the account again with ig_connect_account" +
+                        (std::strcmp(col.column, "app_secret") == 0
+                             ? std::string(", the six-argument form, passing the app secret again.")
+                             : std::string(".")));
     case OpenStatus::Corrupt:
         throw Error(ERRCODE_DATA_CORRUPTED, whose + " does not decrypt with key " + r.key_id_hex,
                     "The value was altered, or copied from another row; it is bound to its own row.",

@@ -125,7 +125,7 @@ $node->safe_psql('postgres',
 	  . " 'graph.instagram.com')");
 $node->safe_psql('postgres', qq{
 	SELECT ig_identity._store_refreshed_token('@{[ACCT_YOUNG]}', to_timestamp($before{+ACCT_YOUNG} / 1000000.0),
-	                                          'tok-022-stale-refresh-8Lp1', 5184000)});
+	                                          ig_identity.seal_secret('tok-022-stale-refresh-8Lp1', 'access_token:@{[ACCT_YOUNG]}'), 5184000)});
 is( $node->safe_psql('postgres',
 		"SELECT ig_identity.secret_matches('access_token', ig_account_id, access_token, '@{[TOKEN_YOUNG]}') FROM ig_identity.account_tokens WHERE ig_account_id = '@{[ACCT_YOUNG]}'"),
 	't', 'a refresh of a token that was rotated since is not stored');
