@@ -158,18 +158,28 @@ ProfileFetcherOptions fetcher_options()
 std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accounts,
                                          const std::vector<Target> &targets,
                                          const Progress &on_progress, const OutcomeSink &sink,
-                                         size_t batch_size)
+                                         size_t batch_size, const Refill &refill)
 {
     std::map<std::string, AccountEvent> events;
     ProfileFetcher fetcher(fetcher_options());
     const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
-    for (const auto &a : accounts) {
+    auto add_account = [&](const AccountCreds &a) {
+        if (fetcher.has_account(a.ig_account_id))
+            return;
         ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
         fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)},
                             /* the rate limit from the options */ -1, a.consecutive_throttles);
+        if (a.earliest_start)
+            fetcher.hold_account(a.ig_account_id, *a.earliest_start);
         events[a.ig_account_id] =
             AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false, a.token_rotated_at};
-    }
+    };
+    for (const auto &a : accounts)
+        add_account(a);
+    /* targets a refill hands over, after the caller's */
+    std::vector<Target> more;
+    std::vector<AccountCreds> more_accounts;
+    size_t next_more = 0;
 
     /* Ids are handed to the fetcher a window at a time, so neither pending
      * ids nor outcomes ever grow with the number of targets. */
@@ -177,11 +187,28 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
     size_t next = 0;
     std::vector<FetchOutcome> batch;
     batch.reserve(batch_size);
-    while (next < targets.size() || !fetcher.done()) {
+    for (;;) {
+        if (refill) {
+            const size_t held = fetcher.pending() + (targets.size() - next) + (more.size() - next_more);
+            more_accounts.clear();
+            refill(held, more_accounts, more);
+            for (const auto &a : more_accounts)
+                add_account(a);
+        }
         while (next < targets.size() && fetcher.pending() < window) {
             fetcher.add(targets[next].ig_account_id, targets[next].ig_user_id);
             next++;
         }
+        while (next >= targets.size() && next_more < more.size() && fetcher.pending() < window) {
+            fetcher.add(more[next_more].ig_account_id, more[next_more].ig_user_id);
+            next_more++;
+        }
+        if (next_more == more.size() && !more.empty()) {
+            more.clear();
+            next_more = 0;
+        }
+        if (next >= targets.size() && next_more >= more.size() && fetcher.done())
+            break;
         on_progress();
         for (const auto &o : fetcher.step(100)) {
             auto it = events.find(o.account_id);
