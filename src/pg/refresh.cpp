@@ -21,6 +21,11 @@ namespace igid::pg {
 
 namespace {
 
+/* Added to the gap between two calls of one account: calls spaced exactly
+ * 1/rate apart reach Meta with some jitter, and a 1 s window there could
+ * then count rate + 1 of them. */
+constexpr double kPaceMarginS = 0.02;
+
 /* How long a person waits after transient failures used up their attempts. */
 constexpr double kRetryLaterS = 15 * 60.0;
 
@@ -147,13 +152,21 @@ ProfileFetcherOptions fetcher_options()
     ProfileFetcherOptions opts;
     opts.http.max_concurrency = settings.max_concurrency;
     opts.http.per_account_concurrency = settings.max_concurrency;
-    opts.http.requests_per_second = settings.requests_per_second;
+    const double interval_s = pace_interval_s();
+    opts.http.requests_per_second = interval_s > 0 ? 1.0 / interval_s : 0;
     opts.http.total_timeout_ms = settings.http_timeout_ms;
     opts.http.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
     return opts;
 }
 
 } // namespace
+
+double pace_interval_s()
+{
+    if (settings.requests_per_second <= 0)
+        return 0;
+    return 1.0 / settings.requests_per_second + kPaceMarginS;
+}
 
 std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accounts,
                                          const std::vector<Target> &targets,

@@ -100,6 +100,10 @@ using Progress = std::function<void()>;
 /* Receives finished outcomes in batches, so callers never hold them all. */
 using OutcomeSink = std::function<void(std::vector<FetchOutcome> &&)>;
 
+/* The least time between the starts of two calls of one account:
+ * 1 / ig_identity.requests_per_second and a small margin; 0 without a pace. */
+double pace_interval_s();
+
 /* Called between fetch steps with how many ids the fetch still holds
  * (pending, running or not yet handed to the fetcher); may append more
  * targets, and the accounts of those that the fetch does not know yet. */

@@ -617,7 +617,7 @@ Claim Worker::claim(int limit, const std::set<std::string> &known, const std::se
     if (wanted.empty())
         return c;
     /* the pace each account had at the end of the last fetch carries over */
-    const double gap_s = settings.requests_per_second > 0 ? 1.0 / settings.requests_per_second : 0;
+    const double gap_s = pace_interval_s();
     for (auto &a : all_accounts())
         if (wanted.count(a.ig_account_id)) {
             auto last = last_call_.find(a.ig_account_id);

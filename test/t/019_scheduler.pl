@@ -89,7 +89,8 @@ my $c2 = worker_state($node)->{cycles};
 my $queued = sql("SELECT count(*) FROM ig_identity.refresh_queue WHERE ig_account_id = '$BIG'");
 is($c2, $c1, 'results became visible within one cycle (mid-cycle saves)');
 cmp_ok($queued, '>', 1000, "the cycle is still running ($queued rows of the big account queued)");
-is(cached() - cached($BIG), 98, 'all 49 small accounts were served meanwhile');
+is(sql("SELECT count(*) FROM instagram_user_cache WHERE ig_account_id <> '$BIG' AND username IS NOT NULL"), 98,
+	'all 49 small accounts were served meanwhile');
 
 # Fairness, from the mock's own log of the calls so far, in arrival order.
 my $stats = mock_admin($mock, 'GET', '/_admin/stats');
@@ -121,7 +122,11 @@ my $held = sql("SELECT count(*) FROM ig_identity.refresh_queue q
                    AND EXISTS (SELECT 1 FROM pg_stat_activity s WHERE s.pid = q.leased_by)");
 is($held, 0, 'no row stays held by the stopped worker');
 cmp_ok(cached($BIG), '>=', $before, 'what it fetched is kept');
-like(log_since($node, $log_offset), qr/ig_identity worker shutting down/, 'it shut down cleanly');
+# between fetch steps it saves and leaves; inside a save or a claim it ends
+# with PostgreSQL's FATAL, its rows claimable at once (its pid is gone)
+like(log_since($node, $log_offset),
+	qr/ig_identity worker shutting down|terminating background worker "ig_identity worker" due to administrator command/,
+	'it shut down');
 
 # The next worker (after bgw_restart_time) finishes the queue.
 ok(wait_until(sub { cached($BIG) == 3000 }, 120), 'the next worker finishes the big account');
@@ -184,7 +189,9 @@ for my $acct (keys %times)
 		($worst, $worst_acct) = ($k - $i, $acct) if $k - $i > $worst;
 	}
 }
-cmp_ok($worst, '<=', 2, "no account above 2 calls in any 1 s window (worst $worst, $worst_acct)");
+cmp_ok($worst, '<=', 2, "no account above 2 calls in any 1 s window (worst $worst, $worst_acct)")
+  or diag("calls of $worst_acct at the mock: "
+	  . join(' ', map { sprintf('%.3f', $_ - $times{$worst_acct}[0]) } sort { $a <=> $b } @{ $times{$worst_acct} }));
 cmp_ok(scalar(@{ $times{$BIG} // [] }), '>', 0, 'the big account was called meanwhile');
 
 $node->stop;
