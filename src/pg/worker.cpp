@@ -395,7 +395,8 @@ private:
     int per_account_share() const;
     int record_pending_stops(PendingStop (&stops)[kPendingStops]);
     bool fetch_and_apply(Claim &claim);
-    void saved(std::vector<FetchOutcome> &outcomes, RunSummary &summary);
+    void saved(std::vector<FetchOutcome> &outcomes, long long refreshed, long long failed);
+    void save_run(const RunSummary &summary, long long claimed, TimestampTz started);
     void apply(std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
                RunSummary &summary, long long claimed, TimestampTz started);
     double next_due_s();
@@ -412,6 +413,7 @@ private:
     int consecutive_failures_ = 0;
     TimestampTz last_stale_scan_ = 0;
     bool fair_claim_ = true;            /* the database has _worker_claim_fair (1.1) */
+    std::optional<long long> run_id_;   /* this cycle's history row, once saved */
     std::set<RowKey> leased_;           /* claimed, not yet settled */
     std::map<std::string, std::chrono::steady_clock::time_point> last_call_; /* per account: its
                                          * latest answer, so the next fetch keeps its pace */
@@ -667,6 +669,7 @@ long Worker::next_wait_ms(bool full_batch, double due_s)
  */
 bool Worker::fetch_and_apply(Claim &c)
 {
+    run_id_.reset();
     const TimestampTz started = GetCurrentTimestamp();
     RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
     long long claimed = (long long) c.targets.size();
@@ -759,24 +762,32 @@ bool Worker::fetch_and_apply(Claim &c)
                 may_claim && now < claim_until &&
                 (woken || held == 0 || now - last_claim >= std::chrono::milliseconds(kClaimEveryMs) ||
                  (last_claim_full && held < (size_t) kPipeline / 2));
-            const bool save_due = !outcomes.empty() &&
+            const bool save_due = fair_claim_ && !outcomes.empty() &&
                                   (outcomes.size() >= kSaveAtOnce || held == 0 || claim_due ||
                                    now - last_save >= std::chrono::milliseconds(kSaveEveryMs));
-            if (!claim_due && !save_due)
+            /* a stop: progress() saves what is here and leaves */
+            if ((!claim_due && !save_due) || ShutdownRequestPending)
                 return;
             pgstat_report_wait_end();
             Claim got;
+            /* counted before the save commits: if it fails, the cycle fails
+             * and its figures go with it */
+            const long long r0 = summary.refreshed, f0 = summary.failed;
+            if (save_due)
+                summary.count(outcomes);
             in_sql([&] {
                 unit_of_work(claim_due ? "claiming refresh queue" : "saving results", [&] {
                     /* settle first: a saved row frees its account's share */
-                    if (save_due)
+                    if (save_due) {
                         apply_outcomes(outcomes);
+                        save_run(summary, claimed, started);
+                    }
                     if (claim_due)
                         got = claim(room, asked, skip);
                 });
             });
             if (save_due) {
-                saved(outcomes, summary);
+                saved(outcomes, summary.refreshed - r0, summary.failed - f0);
                 last_save = std::chrono::steady_clock::now();
             }
             if (claim_due) {
@@ -831,16 +842,27 @@ bool Worker::fetch_and_apply(Claim &c)
     return more_due;
 }
 
+/* The cycle's history row with its figures so far (inside the save's
+ * transaction): inserted by the first save, updated by the others. */
+void Worker::save_run(const RunSummary &summary, long long claimed, TimestampTz started)
+{
+    auto rows = spi_query("SELECT ig_identity._worker_run_save($1::pg_catalog.int8,"
+                          " pg_catalog.to_timestamp($2::pg_catalog.float8), $3, $4, $5, $6)",
+                          {text_param(run_id_ ? Text(std::to_string(*run_id_)) : Text()),
+                           text_param(std::to_string(epoch_seconds(started))), int4_param((int) summary.refreshed),
+                           int4_param((int) summary.failed), int4_param((int) claimed),
+                           jsonb_param(summary.errors_json())});
+    if (!rows.empty() && rows[0][0])
+        run_id_ = std::stoll(*rows[0][0]);
+}
+
 /* After a mid-cycle save has committed: the rows are settled, the counters
  * move on, the outcomes are gone from memory. */
-void Worker::saved(std::vector<FetchOutcome> &outcomes, RunSummary &summary)
+void Worker::saved(std::vector<FetchOutcome> &outcomes, long long refreshed, long long failed)
 {
-    const long long r0 = summary.refreshed, f0 = summary.failed;
-    summary.count(outcomes);
     for (const auto &o : outcomes)
         leased_.erase({o.ig_account_id, o.ig_user_id});
     outcomes.clear();
-    const long long refreshed = summary.refreshed - r0, failed = summary.failed - f0;
     update_shared([=](WorkerShared &s) {
         s.identities_refreshed += refreshed;
         s.failures += failed;
@@ -876,10 +898,14 @@ void Worker::apply(std::vector<FetchOutcome> &outcomes, const std::vector<Accoun
             apply_outcomes(outcomes);
         if (!events.empty())
             apply_account_events(events);
-        spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
-                 {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
-                  int4_param((int) claimed), jsonb_param(errors_json)});
+        if (fair_claim_)
+            save_run(summary, claimed, started);
+        else
+            spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
+                     {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
+                      int4_param((int) claimed), jsonb_param(errors_json)});
     });
+    run_id_.reset();
     leased_.clear();
     outcomes.clear();
     const long long d_refreshed = refreshed - r0, d_failed = failed - f0;

@@ -77,3 +77,42 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION ig_identity._worker_claim_fair(int, int, interval, text[]) FROM PUBLIC;
+
+-- The worker's history row of one cycle, kept current by every save of the
+-- cycle in the same transaction as the results it counts: the first save
+-- inserts it (p_run_id NULL; its id is returned), later ones set the
+-- figures so far.  A worker that dies mid-cycle leaves a row that counts
+-- exactly what it saved.  Other sessions see a running cycle's progress in
+-- it; finished_at is the time of its latest save.  Keeps the newest 1,000
+-- runs, as record_run does.
+CREATE FUNCTION ig_identity._worker_run_save(p_run_id bigint, p_started timestamptz, p_refreshed int,
+                                             p_failed int, p_total int, p_errors jsonb)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    IF p_run_id IS NOT NULL THEN
+        UPDATE ig_identity.refresh_runs r
+           SET finished_at = pg_catalog.clock_timestamp(), refreshed = p_refreshed, failed = p_failed,
+               total = p_total, errors = p_errors
+         WHERE r.id OPERATOR(pg_catalog.=) p_run_id AND r.source OPERATOR(pg_catalog.=) 'worker'
+        RETURNING r.id INTO v_id;
+        IF v_id IS NOT NULL THEN
+            RETURN v_id;
+        END IF;
+    END IF;
+    INSERT INTO ig_identity.refresh_runs (source, location_id, started_at, finished_at,
+                                          refreshed, failed, total, errors)
+    VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
+    RETURNING id INTO v_id;
+    DELETE FROM ig_identity.refresh_runs
+     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                         FROM ig_identity.refresh_runs);
+    RETURN v_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION ig_identity._worker_run_save(bigint, timestamptz, int, int, int, jsonb) FROM PUBLIC;
