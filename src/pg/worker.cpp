@@ -83,7 +83,8 @@ namespace {
 constexpr int kClaimBatch = 500;          /* rows per claim with 1.0's _worker_claim */
 constexpr int kPipeline = 1000;           /* rows held (claimed, not saved) at most */
 constexpr double kShareSeconds = 3.0;     /* per account: rows for this much of its pace */
-constexpr long kSaveEveryMs = 250;        /* mid-cycle saves: results visible this soon */
+constexpr long kSaveEveryMs = 1000;       /* mid-cycle saves: results visible this soon */
+constexpr long kUrgentSaveMs = 50;        /* ... and this soon for a webhook's or a manual row */
 constexpr size_t kSaveAtOnce = 500;       /* ... or once this many are waiting */
 constexpr long kClaimEveryMs = 1000;      /* top-up claims at least this often */
 constexpr long kMaxCycleMs = 60000;       /* then the cycle drains and the next begins */
@@ -415,6 +416,7 @@ private:
     bool fair_claim_ = true;            /* the database has _worker_claim_fair (1.1) */
     std::optional<long long> run_id_;   /* this cycle's history row, once saved */
     std::set<RowKey> leased_;           /* claimed, not yet settled */
+    std::set<RowKey> urgent_;           /* claimed rows someone waits for */
     std::map<std::string, std::chrono::steady_clock::time_point> last_call_; /* per account: its
                                          * latest answer, so the next fetch keeps its pace */
     const char *phase_ = "starting";    /* for the error context */
@@ -600,12 +602,12 @@ Claim Worker::claim(int limit, const std::set<std::string> &known, const std::se
     std::vector<Row> rows;
     if (fair_claim_) {
         std::vector<Text> skipped(skip.begin(), skip.end());
-        rows = spi_query("SELECT ig_account_id, ig_user_id"
+        rows = spi_query("SELECT ig_account_id, ig_user_id, reason"
                          "  FROM ig_identity._worker_claim_fair($1, $2, $3::pg_catalog.interval, $4)",
                          {int4_param(limit), int4_param(per_account_share()), text_param(std::string(lease)),
                           text_array_param(skipped)});
     } else {
-        rows = spi_query("SELECT ig_account_id, ig_user_id"
+        rows = spi_query("SELECT ig_account_id, ig_user_id, reason"
                          "  FROM ig_identity._worker_claim($1, $2::pg_catalog.interval)",
                          {int4_param(kClaimBatch), text_param(std::string(lease))});
     }
@@ -613,6 +615,10 @@ Claim Worker::claim(int limit, const std::set<std::string> &known, const std::se
     for (auto &r : rows) {
         c.targets.push_back({r[0].value_or(""), r[1].value_or("")});
         leased_.insert({r[0].value_or(""), r[1].value_or("")});
+        /* someone waits for these: a webhook's new participant, a manual request */
+        const std::string reason = r[2].value_or("");
+        if (reason == "webhook" || reason == "manual")
+            urgent_.insert({r[0].value_or(""), r[1].value_or("")});
         if (!known.count(r[0].value_or("")))
             wanted.insert(r[0].value_or(""));
     }
@@ -723,6 +729,7 @@ bool Worker::fetch_and_apply(Claim &c)
         auto last_save = t0, last_claim = t0;
         bool last_claim_full = more_due;
         bool woken = false;
+        bool urgent = false;            /* an urgent row's result waits to be saved */
 
         /* between network waits: the wait event is "Extension" while curl
          * waits, none while this runs */
@@ -743,6 +750,8 @@ bool Worker::fetch_and_apply(Claim &c)
                 last_call_[o.ig_account_id] = now;
                 if (o.kind == FetchOutcome::Kind::not_attempted)
                     skip.insert(o.ig_account_id);
+                if (urgent_.erase({o.ig_account_id, o.ig_user_id}))
+                    urgent = true;
                 outcomes.push_back(std::move(o));
             }
         };
@@ -764,7 +773,7 @@ bool Worker::fetch_and_apply(Claim &c)
                  (last_claim_full && held < (size_t) kPipeline / 2));
             const bool save_due = fair_claim_ && !outcomes.empty() &&
                                   (outcomes.size() >= kSaveAtOnce || held == 0 || claim_due ||
-                                   now - last_save >= std::chrono::milliseconds(kSaveEveryMs));
+                                   now - last_save >= std::chrono::milliseconds(urgent ? kUrgentSaveMs : kSaveEveryMs));
             /* a stop: progress() saves what is here and leaves */
             if ((!claim_due && !save_due) || ShutdownRequestPending)
                 return;
@@ -789,6 +798,7 @@ bool Worker::fetch_and_apply(Claim &c)
             if (save_due) {
                 saved(outcomes, summary.refreshed - r0, summary.failed - f0);
                 last_save = std::chrono::steady_clock::now();
+                urgent = false;
             }
             if (claim_due) {
                 last_claim = std::chrono::steady_clock::now();
@@ -907,6 +917,7 @@ void Worker::apply(std::vector<FetchOutcome> &outcomes, const std::vector<Accoun
     });
     run_id_.reset();
     leased_.clear();
+    urgent_.clear();
     outcomes.clear();
     const long long d_refreshed = refreshed - r0, d_failed = failed - f0;
     update_shared([=](WorkerShared &s) {
@@ -932,6 +943,7 @@ void Worker::release_leases()
                  {text_array_param(accounts), text_array_param(users)});
     });
     leased_.clear();
+    urgent_.clear();
 }
 
 /* One refresh cycle; returns how long to sleep before the next. */
@@ -1073,6 +1085,7 @@ long Worker::pass()
             });
             /* they come back when their lease runs out */
             leased_.clear();
+            urgent_.clear();
         }
         const int shift = std::min(consecutive_failures_ - 1, 16);
         const long backoff_s = std::min<long>({1L << shift, (long) settings.refresh_interval_s, (long) kMaxBackoffS});

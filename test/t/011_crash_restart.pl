@@ -2,8 +2,8 @@
 #
 # Three times, 300 participants are queued through ig_ingest_webhook for the
 # worker while the mock answers every call in 200 ms, so that a cycle (one
-# claim of all 300 rows, fetches 8 at a time, results saved every quarter
-# of a second as they arrive) takes several seconds; once the mock has seen
+# claim of all 300 rows, fetches 8 at a time, results saved every second
+# as they arrive) takes several seconds; once the mock has seen
 # some of its calls, the cycle is interrupted:
 #   (a) the worker is killed with SIGKILL: the postmaster treats it as a
 #       crash, ends every backend, runs crash recovery and starts the worker
@@ -26,7 +26,8 @@
 #     left no run behind (its transaction never committed);
 #   - fetched at most once more than necessary.  A call that reached the mock
 #     before the interruption may have been answered without its result ever
-#     being saved: the worker saves results every quarter of a second, and
+#     being saved: the worker saves results every second (a webhook's new
+#     participant within 50 ms), and
 #     what arrived since the last save is lost with it (SIGKILL, immediate
 #     stop), or it drops answers still on the wire (SIGTERM).  Such a person
 #     is fetched again.  Who was saved before the interruption is read once
