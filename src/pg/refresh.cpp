@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 
 namespace igid::pg {
@@ -196,7 +197,9 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
 
     /* Ids are handed to the fetcher a window at a time, so neither pending
      * ids nor outcomes ever grow with the number of targets. */
-    const size_t window = std::max<size_t>(batch_size, 64);
+    /* (a refill bounds what it hands over itself: then the whole of it,
+     * so that every account with work has it at hand for its pace) */
+    const size_t window = refill ? std::numeric_limits<size_t>::max() : std::max<size_t>(batch_size, 64);
     size_t next = 0;
     std::vector<FetchOutcome> batch;
     batch.reserve(batch_size);

@@ -86,6 +86,9 @@ constexpr double kShareSeconds = 3.0;     /* per account: rows for this much of 
 constexpr long kSaveEveryMs = 1000;       /* mid-cycle saves: results visible this soon */
 constexpr long kUrgentSaveMs = 50;        /* ... and this soon for a webhook's or a manual row */
 constexpr size_t kSaveAtOnce = 500;       /* ... or once this many are waiting */
+constexpr size_t kSaveAccounts = 32;      /* accounts per save transaction: the merge
+                                           * runs once per account, and the fetch waits
+                                           * meanwhile, so a long save is split */
 constexpr long kClaimEveryMs = 1000;      /* top-up claims at least this often */
 constexpr long kMaxCycleMs = 60000;       /* then the cycle drains and the next begins */
 constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
@@ -730,6 +733,7 @@ bool Worker::fetch_and_apply(Claim &c)
         bool last_claim_full = more_due;
         bool woken = false;
         bool urgent = false;            /* an urgent row's result waits to be saved */
+        bool draining = false;          /* a save was split: save the rest at once */
 
         /* between network waits: the wait event is "Extension" while curl
          * waits, none while this runs */
@@ -772,7 +776,7 @@ bool Worker::fetch_and_apply(Claim &c)
                 (woken || held == 0 || now - last_claim >= std::chrono::milliseconds(kClaimEveryMs) ||
                  (last_claim_full && held < (size_t) kPipeline / 2));
             const bool save_due = fair_claim_ && !outcomes.empty() &&
-                                  (outcomes.size() >= kSaveAtOnce || held == 0 || claim_due ||
+                                  (draining || outcomes.size() >= kSaveAtOnce || held == 0 || claim_due ||
                                    now - last_save >= std::chrono::milliseconds(urgent ? kUrgentSaveMs : kSaveEveryMs));
             /* a stop: progress() saves what is here and leaves */
             if ((!claim_due && !save_due) || ShutdownRequestPending)
@@ -782,13 +786,28 @@ bool Worker::fetch_and_apply(Claim &c)
             /* counted before the save commits: if it fails, the cycle fails
              * and its figures go with it */
             const long long r0 = summary.refreshed, f0 = summary.failed;
-            if (save_due)
-                summary.count(outcomes);
+            std::vector<FetchOutcome> chunk;
+            if (save_due) {
+                /* the results of the first kSaveAccounts accounts; the rest
+                 * right after the next fetch step */
+                std::set<std::string> in_chunk;
+                std::vector<FetchOutcome> rest;
+                for (auto &o : outcomes) {
+                    if (in_chunk.count(o.ig_account_id) || in_chunk.size() < kSaveAccounts) {
+                        in_chunk.insert(o.ig_account_id);
+                        chunk.push_back(std::move(o));
+                    } else {
+                        rest.push_back(std::move(o));
+                    }
+                }
+                outcomes.swap(rest);
+                summary.count(chunk);
+            }
             in_sql([&] {
                 unit_of_work(claim_due ? "claiming refresh queue" : "saving results", [&] {
                     /* settle first: a saved row frees its account's share */
                     if (save_due) {
-                        apply_outcomes(outcomes);
+                        apply_outcomes(chunk);
                         save_run(summary, claimed, started);
                     }
                     if (claim_due)
@@ -796,9 +815,12 @@ bool Worker::fetch_and_apply(Claim &c)
                 });
             });
             if (save_due) {
-                saved(outcomes, summary.refreshed - r0, summary.failed - f0);
-                last_save = std::chrono::steady_clock::now();
-                urgent = false;
+                saved(chunk, summary.refreshed - r0, summary.failed - f0);
+                draining = !outcomes.empty();
+                if (!draining) {
+                    last_save = std::chrono::steady_clock::now();
+                    urgent = false;
+                }
             }
             if (claim_due) {
                 last_claim = std::chrono::steady_clock::now();
