@@ -40,7 +40,7 @@ SELECT count(*) FROM ig_identity._worker_claim_fair(100, 10, '1 minute', '{17841
 -- the same without the skip: account 1's last three
 SELECT ig_account_id, ig_user_id
   FROM ig_identity._worker_claim_fair(100, 10, '1 minute', NULL) ORDER BY 1, 2;
--- limit 0 or a share of 0 claims nothing
+-- a limit of 0 claims nothing
 SELECT count(*) FROM ig_identity._worker_claim_fair(0, 10, '1 minute', '{}');
 -- leases run out: claimable again, attempts counted
 UPDATE ig_identity.refresh_queue SET leased_until = now() - interval '1 second'
