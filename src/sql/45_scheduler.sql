@@ -116,3 +116,37 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION ig_identity._worker_run_save(bigint, timestamptz, int, int, int, jsonb) FROM PUBLIC;
+
+-- The worker's current cycle as other sessions see it: its history row,
+-- which every mid-cycle save keeps current (the figures are what has been
+-- saved so far), with a rate and an estimate of the time left for the
+-- rows it has claimed.  `running` is false once the cycle has ended (the
+-- row then shows the last cycle).  No token, no identity.
+CREATE VIEW @extschema@.ig_identity_worker_progress AS
+SELECT r.id AS run_id,
+       w.pid AS worker_pid,
+       (w.pid IS NOT NULL
+        AND w.last_cycle_start IS NOT NULL
+        AND (w.last_cycle_end IS NULL OR w.last_cycle_end < w.last_cycle_start)
+        AND r.started_at >= w.last_cycle_start) AS running,
+       r.started_at,
+       r.finished_at AS last_save_at,
+       r.refreshed + r.failed AS done,
+       r.failed,
+       r.total AS claimed,
+       p.rate AS per_second,
+       CASE WHEN p.rate > 0 AND r.total > r.refreshed + r.failed
+            THEN pg_catalog.make_interval(secs => (r.total - r.refreshed - r.failed) / p.rate)
+       END AS time_left
+  FROM (SELECT * FROM ig_identity.refresh_runs
+         WHERE source OPERATOR(pg_catalog.=) 'worker'
+         ORDER BY id DESC LIMIT 1) r
+ CROSS JOIN @extschema@.ig_identity_worker_state() w
+ CROSS JOIN LATERAL (
+        SELECT CASE WHEN r.finished_at > r.started_at
+                    THEN ((r.refreshed + r.failed)
+                          / EXTRACT(epoch FROM r.finished_at - r.started_at))::double precision
+               END AS rate) p;
+
+REVOKE ALL ON @extschema@.ig_identity_worker_progress FROM PUBLIC;
+GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;

@@ -10,7 +10,8 @@
 #     served before the big account's 300th call;
 #   - the paused account gets no call, and its rows stay queued;
 #   - mid-cycle saves: results are in the cache while the same cycle still
-#     runs (ig_identity_worker_state().cycles unchanged, rows still queued);
+#     runs (ig_identity_worker_state().cycles unchanged, rows still queued),
+#     and ig_identity_worker_progress shows that cycle's progress;
 #   - a stop mid-cycle: pg_terminate_backend ends the worker within seconds,
 #     what was fetched is saved, no row stays leased by the dead worker
 #     (released, or claimable because its pid is gone), and the next worker
@@ -91,6 +92,10 @@ is($c2, $c1, 'results became visible within one cycle (mid-cycle saves)');
 cmp_ok($queued, '>', 1000, "the cycle is still running ($queued rows of the big account queued)");
 is(sql("SELECT count(*) FROM instagram_user_cache WHERE ig_account_id <> '$BIG' AND username IS NOT NULL"), 98,
 	'all 49 small accounts were served meanwhile');
+# The running cycle's progress, from another session.
+is(sql("SELECT running, done > 0, claimed > done, per_second > 0, time_left IS NOT NULL"
+	  . " FROM ig_identity_worker_progress"),
+	't|t|t|t|t', 'ig_identity_worker_progress shows the running cycle: done, claimed, rate, time left');
 
 # Fairness, from the mock's own log of the calls so far, in arrival order.
 my $stats = mock_admin($mock, 'GET', '/_admin/stats');
