@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh [SCENARIO ...] — ig_identity's benchmarks, one table.
 #
-#   bench/run.sh                 every scenario (about 15 minutes on 2 cores)
+#   bench/run.sh                 every scenario (about 26 minutes on 2 cores)
 #   bench/run.sh refresh upsert  only those
 #   BENCH_N=1000 bench/run.sh    a quicker, smaller run of scenarios 1 and 2
 #
@@ -33,7 +33,7 @@
 #   curve    11. wall time against the number of accounts at constant N
 #                (bench/results/sched_accounts.{dat,png})
 #
-#   bench/run.sh --quick         scenarios 7-10, smaller (about 2 minutes)
+#   bench/run.sh --quick         scenarios 7-10, smaller (about 4 minutes)
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
