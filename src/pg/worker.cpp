@@ -806,12 +806,12 @@ bool Worker::fetch_and_apply(Claim &c)
             in_sql([&] {
                 unit_of_work(claim_due ? "claiming refresh queue" : "saving results", [&] {
                     /* settle first: a saved row frees its account's share */
-                    if (save_due) {
+                    if (save_due)
                         apply_outcomes(chunk);
-                        save_run(summary, claimed, started);
-                    }
                     if (claim_due)
                         got = claim(room, asked, skip);
+                    /* the history row: what is saved and claimed so far */
+                    save_run(summary, claimed + (long long) got.targets.size(), started);
                 });
             });
             if (save_due) {

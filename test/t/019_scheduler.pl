@@ -95,7 +95,9 @@ is(sql("SELECT count(*) FROM instagram_user_cache WHERE ig_account_id <> '$BIG' 
 # The running cycle's progress, from another session.
 is(sql("SELECT running, done > 0, claimed > done, per_second > 0, time_left IS NOT NULL"
 	  . " FROM ig_identity_worker_progress"),
-	't|t|t|t|t', 'ig_identity_worker_progress shows the running cycle: done, claimed, rate, time left');
+	't|t|t|t|t', 'ig_identity_worker_progress shows the running cycle: done, claimed, rate, time left')
+  or diag(sql('SELECT * FROM ig_identity_worker_progress') . "\n"
+	  . sql('SELECT id, started_at, finished_at, refreshed, failed, total FROM ig_identity.refresh_runs ORDER BY id'));
 
 # Fairness, from the mock's own log of the calls so far, in arrival order.
 my $stats = mock_admin($mock, 'GET', '/_admin/stats');
