@@ -517,7 +517,7 @@ SQL
 }
 
 # --- many accounts (issue 15) -------------------------------------------
-SCHED_P=2000                                   # accounts connected for 7-11
+SCHED_P=2000                                   # accounts connected for 9-13
 SCHED_R=2; SCHED_C=16
 # The mock's usage budgets (10,000 calls a minute app-wide and per account)
 # would make the worker slow down on its usage headers long before 2,000
@@ -619,17 +619,17 @@ sched_scenario() {   # NAME P K R
     SCHED_LAST_CPU_PER_ID=$(calc "$cpu / max(1, $refreshed) * 1000")
 }
 
-scenario_sched200() { sched_scenario "7 sched200" 200 "${BENCH_SCHED200_K:-25}" "$SCHED_R"; }
+scenario_sched200() { sched_scenario "9 sched200" 200 "${BENCH_SCHED200_K:-25}" "$SCHED_R"; }
 
 scenario_sched2000() {
     local k=${BENCH_SCHED2000_K:-10}
     [ -n "$QUICK" ] && k=${BENCH_SCHED2000_K:-3}
-    sched_scenario "8 sched2000" 2000 "$k" "$SCHED_R"
+    sched_scenario "10 sched2000" 2000 "$k" "$SCHED_R"
     local cpu2000=$SCHED_LAST_CPU_PER_ID
     [ -n "$CPU_SINGLE" ] || scenario_single
-    row "8 scheduler CPU" "worker CPU ms per refreshed identity, 2,000 accounts" "$(calc "round($cpu2000, 3)")" \
+    row "10 scheduler CPU" "worker CPU ms per refreshed identity, 2,000 accounts" "$(calc "round($cpu2000, 3)")" \
         "1 account $(calc "round($CPU_SINGLE, 3)") ms" "$(calc "round($cpu2000 / max($CPU_SINGLE, 1e-9), 3)")" "<= 1.5"
-    row "8 pace" "max calls of one account in any 1 s window at the mock, scenarios 7-8" "$SCHED_PACE" \
+    row "10 pace" "max calls of one account in any 1 s window at the mock, scenarios 9-10" "$SCHED_PACE" \
         "R = $SCHED_R" "$(calc "round($SCHED_PACE / $SCHED_R, 2)")" "<= 1"
 }
 
@@ -637,7 +637,7 @@ scenario_single() {
     [ -n "$CPU_SINGLE" ] && return 0
     local n=${BENCH_SINGLE_N:-5000}
     [ -n "$QUICK" ] && n=${BENCH_SINGLE_N:-2000}
-    sched_scenario "9 one account" 1 "$n" 0
+    sched_scenario "11 one account" 1 "$n" 0
     CPU_SINGLE=$SCHED_LAST_CPU_PER_ID
 }
 
@@ -678,7 +678,7 @@ SQL
           FROM (SELECT c.username, extract(epoch FROM c.last_fetched_at - b.committed_at) * 1000 AS ms
                   FROM bench_t0 b JOIN instagram_user_cache c ON c.ig_user_id = b.ig_user_id) c")
     sql bench_worker -c "TRUNCATE ig_identity.refresh_queue" >/dev/null
-    row "10 noisy neighbour" "enqueue-to-cached ms, median / p99 / max ($resolved of $m resolved; $left of 5,000 still queued)" \
+    row "12 noisy neighbour" "enqueue-to-cached ms, median / p99 / max ($resolved of $m resolved; $left of 5,000 still queued)" \
         "$p50 / $p99 / $pmax" "1 s + one mock round trip ($rtt ms)" \
         "$(calc "round($p99 / (1000 + $rtt), 3)")" "p99 < 1"
 }
@@ -696,7 +696,7 @@ scenario_curve() {
         read -r wall cpu refreshed calls inflight worst < <(sched_run "$p" "$k")
         local limit; limit=$(sched_limit "$p" "$k" "$SCHED_R" "$SCHED_C")
         echo "$p $wall $limit" >>"$RESULTS/sched_accounts.dat"
-        row "11 curve P=$p" "wall s ($refreshed refreshed, $k rows each)" "$wall" "limit $limit s" \
+        row "13 curve P=$p" "wall s ($refreshed refreshed, $k rows each)" "$wall" "limit $limit s" \
             "$(calc "round($wall / $limit, 3)")" "-"
     done
     command -v gnuplot >/dev/null || return 0
