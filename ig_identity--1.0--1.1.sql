@@ -2385,8 +2385,10 @@ BEGIN
     VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
     RETURNING id INTO v_id;
     DELETE FROM ig_identity.refresh_runs
-     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
-                                         FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                                         FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
     RETURN v_id;
 END
 $$;
@@ -2426,6 +2428,41 @@ SELECT r.id AS run_id,
 
 REVOKE ALL ON @extschema@.ig_identity_worker_progress FROM PUBLIC;
 GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;
+-- review15: the history's trims skip rows another transaction holds (an
+-- open transaction that recorded a run stalled the worker's saves)
+CREATE OR REPLACE FUNCTION ig_identity.trim_refresh_runs()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- rows another transaction is trimming (or updating) are skipped: an
+    -- open transaction that recorded a run must not stall every other
+    -- writer of the history, the worker's mid-cycle saves among them
+    DELETE FROM ig_identity.refresh_runs r
+     WHERE r.id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                     WHERE d.id < (SELECT k.id FROM ig_identity.refresh_runs k
+                                    ORDER BY k.id DESC OFFSET 999 LIMIT 1)
+                       FOR UPDATE SKIP LOCKED);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.record_run(p_source text, p_location_id text, p_started timestamptz,
+                                       p_refreshed int, p_failed int, p_total int, p_errors jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.refresh_runs (source, location_id, started_at, finished_at,
+                                          refreshed, failed, total, errors)
+    VALUES (p_source, p_location_id, p_started, pg_catalog.clock_timestamp(),
+            p_refreshed, p_failed, p_total, p_errors);
+    DELETE FROM ig_identity.refresh_runs
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
+$$;
 -- ==== end of issue 15 ====
 
 

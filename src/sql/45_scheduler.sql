@@ -115,8 +115,10 @@ BEGIN
     VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
     RETURNING id INTO v_id;
     DELETE FROM ig_identity.refresh_runs
-     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
-                                         FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                                         FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
     RETURN v_id;
 END
 $$;
