@@ -2282,7 +2282,11 @@ SELECT a.ig_account_id,
 -- the account's share, so one account's backlog never grows past what its
 -- pace can use while its lease runs.  Accounts take turns: every account's
 -- oldest row comes before any account's second, so a big account's
--- thousands of rows cannot crowd out a small one.  Which rows are claimable,
+-- thousands of rows cannot crowd out a small one.  Rows someone waits for
+-- (reason webhook or manual) come first, within the share, across accounts
+-- and in their own account's turns: otherwise a new webhook participant,
+-- the newest row, sorts after the oldest row of every backlogged account
+-- and waits until nearly every backlog has drained.  Which rows are claimable,
 -- and for which accounts, is exactly as in _worker_claim (paused accounts'
 -- rows, and stopped accounts' rows, take no slot).  p_skip_accounts names
 -- accounts the worker's running fetch has seen paused or stopped, whose
@@ -2309,7 +2313,8 @@ AS $$
     ), due AS (
         SELECT r.ig_account_id, r.ig_user_id,
                pg_catalog.row_number() OVER (PARTITION BY r.ig_account_id
-                                             ORDER BY r.not_before, r.ig_user_id) AS turn
+                                             ORDER BY r.reason IN ('webhook', 'manual') DESC,
+                                                      r.not_before, r.ig_user_id) AS turn
           FROM ig_identity.refresh_queue r
           JOIN callable c ON c.ig_account_id = r.ig_account_id
          WHERE r.not_before <= pg_catalog.now()
@@ -2333,7 +2338,8 @@ AS $$
                 OR (r.leased_by IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.leased_by) s
                                      WHERE s.pid = r.leased_by)))
-         ORDER BY ch.turn, r.not_before, r.ig_account_id, r.ig_user_id
+         ORDER BY r.reason IN ('webhook', 'manual') DESC, ch.turn, r.not_before,
+                  r.ig_account_id, r.ig_user_id
          LIMIT GREATEST(0, p_limit)
            FOR UPDATE OF r SKIP LOCKED
     )
@@ -2379,8 +2385,10 @@ BEGIN
     VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
     RETURNING id INTO v_id;
     DELETE FROM ig_identity.refresh_runs
-     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
-                                         FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                                         FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
     RETURN v_id;
 END
 $$;
@@ -2420,6 +2428,41 @@ SELECT r.id AS run_id,
 
 REVOKE ALL ON @extschema@.ig_identity_worker_progress FROM PUBLIC;
 GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;
+-- review15: the history's trims skip rows another transaction holds (an
+-- open transaction that recorded a run stalled the worker's saves)
+CREATE OR REPLACE FUNCTION ig_identity.trim_refresh_runs()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- rows another transaction is trimming (or updating) are skipped: an
+    -- open transaction that recorded a run must not stall every other
+    -- writer of the history, the worker's mid-cycle saves among them
+    DELETE FROM ig_identity.refresh_runs r
+     WHERE r.id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                     WHERE d.id < (SELECT k.id FROM ig_identity.refresh_runs k
+                                    ORDER BY k.id DESC OFFSET 999 LIMIT 1)
+                       FOR UPDATE SKIP LOCKED);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.record_run(p_source text, p_location_id text, p_started timestamptz,
+                                       p_refreshed int, p_failed int, p_total int, p_errors jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.refresh_runs (source, location_id, started_at, finished_at,
+                                          refreshed, failed, total, errors)
+    VALUES (p_source, p_location_id, p_started, pg_catalog.clock_timestamp(),
+            p_refreshed, p_failed, p_total, p_errors);
+    DELETE FROM ig_identity.refresh_runs
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
+$$;
 -- ==== end of issue 15 ====
 
 
