@@ -1588,6 +1588,202 @@ $$;
 
 -- ig_connect_account seals the token through ig_identity.connect_account
 -- (defined above, with the app secret).
+
+-- Items 1, 3, 4, 12 (src/sql/50_dba.sql): the status view and the check work
+-- with plain grants, the staged connect, the owner of created inbox tables.
+-- (The refusal of inbox tables in another schema is a CREATE EXTENSION check
+-- and creates nothing.)
+/* ------------------------------------------------------------------------
+ * A DBA's first hour (issue 16): plain grants for the app and monitoring
+ * roles, connecting an account without the token in any statement, who owns
+ * the inbox tables the extension creates, and app tables in another schema.
+ * ------------------------------------------------------------------------ */
+
+-- The worker's state for ig_identity_status.  A view runs the functions it
+-- calls with the reader's rights, so a monitoring role granted SELECT on the
+-- view still failed on ig_identity_worker_state (closed to PUBLIC).  This
+-- wrapper runs as the extension's owner and is executable by PUBLIC, but it
+-- lives in schema ig_identity, where PUBLIC has no USAGE: no role can name
+-- it, so it is reached only through the view, whose SELECT is the grant
+-- that decides.  It returns the worker's counters and last error (never a
+-- token), as ig_identity_worker_state does.
+CREATE FUNCTION ig_identity.status_worker_state(
+    OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
+    OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
+    OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
+    OUT last_error_at timestamptz, OUT started_at timestamptz)
+RETURNS record
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT * FROM @extschema@.ig_identity_worker_state()
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.status_worker_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ig_identity.status_worker_state() TO PUBLIC;
+
+-- The same columns as before (14b's token_expires_at last); only the source
+-- of the worker's columns changes.
+CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error,
+       (SELECT t.expires_at FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN ig_identity.status_worker_state() w;
+
+-- The rows the repair set aside are the app's data: readable by the roles
+-- granted SELECT on this view (the README's GRANT block grants it to the app
+-- role and the monitoring role), never by PUBLIC.
+CREATE VIEW @extschema@.ig_identity_quarantine AS
+SELECT q.id, q.source_table, q.reason, q.row_data, q.quarantined_at
+  FROM ig_identity.quarantine q;
+REVOKE ALL ON @extschema@.ig_identity_quarantine FROM PUBLIC;
+COMMENT ON VIEW @extschema@.ig_identity_quarantine IS
+    'Rows the repair set aside, each with its reason (grant SELECT to the roles that review them)';
+
+-- The check counts the quarantine through the view: a role granted SELECT
+-- on it (and reading the cache) runs the check without any access to schema
+-- ig_identity.
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_check(
+    OUT total_rows        bigint,
+    OUT null_account_rows bigint,
+    OUT distinct_pairs    bigint,
+    OUT quarantined_rows  bigint)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE c.ig_account_id IS NULL),
+           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id)),
+           (SELECT pg_catalog.count(*) FROM @extschema@.ig_identity_quarantine)
+      FROM @extschema@.instagram_user_cache c
+$fn$;
+
+/*
+ * Connects an account with the token read from the caller's own temporary
+ * table pg_temp.ig_identity_token_stage (one row, column access_token),
+ * filled by COPY ... FROM STDIN: COPY's data is never logged, and the token
+ * is then in no statement, no bind parameter and no plan (it reaches
+ * ig_connect_account through a sub-select, never as a constant).  The
+ * staged row is deleted once the account is connected.  SECURITY INVOKER:
+ * the caller reads its own table and needs EXECUTE on the five-argument
+ * ig_connect_account as well; the stored app secret stays, as with that
+ * form.
+ */
+CREATE FUNCTION @extschema@.ig_connect_account_staged(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    api_host      text DEFAULT 'graph.facebook.com')
+RETURNS ig_identity.connected_account
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_stage  regclass := pg_catalog.to_regclass('pg_temp.ig_identity_token_stage');
+    v_rows   bigint;
+    v_result ig_identity.connected_account;
+BEGIN
+    IF v_stage IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_table',
+            MESSAGE = 'no staged token: pg_temp.ig_identity_token_stage does not exist in this session',
+            HINT    = 'CREATE TEMP TABLE ig_identity_token_stage (access_token text), fill it with COPY ig_identity_token_stage FROM STDIN, then call ig_connect_account_staged in the same session.';
+    END IF;
+    SELECT pg_catalog.count(*) INTO v_rows FROM pg_temp.ig_identity_token_stage;
+    IF v_rows OPERATOR(pg_catalog.<>) 1 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'cardinality_violation',
+            MESSAGE = 'pg_temp.ig_identity_token_stage must hold exactly one token',
+            DETAIL  = pg_catalog.format('It holds %s rows.', v_rows),
+            HINT    = 'DELETE FROM ig_identity_token_stage, then COPY one token into it.';
+    END IF;
+
+    SELECT * INTO v_result
+      FROM @extschema@.ig_connect_account(
+                ig_connect_account_staged.location_id,
+                ig_connect_account_staged.ig_account_id,
+                ig_connect_account_staged.self_igsid,
+                (SELECT s.access_token FROM pg_temp.ig_identity_token_stage s),
+                ig_connect_account_staged.api_host);
+
+    DELETE FROM pg_temp.ig_identity_token_stage;
+    RETURN v_result;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.ig_connect_account_staged(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_connect_account_staged(text, text, text, text) IS
+    'ig_connect_account with the token read from pg_temp.ig_identity_token_stage (filled by COPY FROM STDIN, never logged)';
+
+/*
+ * An inbox table the extension creates belongs to the role named by
+ * ig_identity.inbox_owner, else to the database's owner: not to the
+ * superuser running CREATE EXTENSION, whose rights the app would otherwise
+ * need.  The repair calls this right after creating each absent table and
+ * its indexes, before any row is written, so the rest of the repair already
+ * runs as the new owner.
+ */
+CREATE OR REPLACE FUNCTION ig_identity.detach_from_extension(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_named  text := NULLIF(pg_catalog.current_setting('ig_identity.inbox_owner', true), '');
+    v_target oid;
+    v_owner  oid;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.objid = p_rel AND d.objsubid = 0
+                  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                  AND d.deptype = 'e') THEN
+        EXECUTE pg_catalog.format('ALTER EXTENSION ig_identity DROP TABLE %s', p_rel);
+    END IF;
+
+    IF v_named IS NOT NULL THEN
+        v_target := pg_catalog.to_regrole(pg_catalog.quote_ident(v_named));
+        IF v_target IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'undefined_object',
+                MESSAGE = pg_catalog.format('ig_identity.inbox_owner names role "%s", which does not exist', v_named),
+                HINT    = 'Create the role, or SET ig_identity.inbox_owner = '''' to give the inbox tables to the database''s owner.';
+        END IF;
+    ELSE
+        SELECT d.datdba INTO v_target FROM pg_catalog.pg_database d
+         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+    END IF;
+    SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p_rel;
+    IF v_owner OPERATOR(pg_catalog.<>) v_target THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', p_rel,
+                                  (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) v_target));
+    END IF;
+END
+$fn$;
 -- ==== end of issue 16 ====
 
 

@@ -122,6 +122,13 @@ void define_settings()
                             &settings.http_timeout_ms, 10000, 100, 300000, PGC_SUSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
 
+    /* Read by the install script only (ig_identity.detach_from_extension). */
+    static char *inbox_owner = nullptr;
+    DefineCustomStringVariable("ig_identity.inbox_owner",
+                               "Role that owns the inbox tables CREATE EXTENSION creates.",
+                               "Empty: the database's owner.", &inbox_owner, "", PGC_SUSET, 0,
+                               nullptr, nullptr, nullptr);
+
 #if PG_VERSION_NUM >= 150000
     MarkGUCPrefixReserved("ig_identity");
 #else
