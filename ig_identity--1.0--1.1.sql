@@ -1021,7 +1021,8 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_result ig_identity.connected_account;
+    -- record, not ig_identity.connected_account: the caller cannot name schema ig_identity
+    v_result record;
     v_page_id text;
 BEGIN
     IF ig_connect_account.location_id IS NULL OR ig_connect_account.location_id = '' THEN
@@ -1321,7 +1322,8 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-    v_result ig_identity.connected_account;
+    -- record, not ig_identity.connected_account: the caller cannot name schema ig_identity
+    v_result record;
     v_page_id text;
     v_app_secret bytea;
     v_sealed bytea;
@@ -1601,24 +1603,21 @@ $$;
 
 -- The worker's state for ig_identity_status.  A view runs the functions it
 -- calls with the reader's rights, so a monitoring role granted SELECT on the
--- view still failed on ig_identity_worker_state (closed to PUBLIC).  This
--- wrapper runs as the extension's owner and is executable by PUBLIC, but it
--- lives in schema ig_identity, where PUBLIC has no USAGE: no role can name
--- it, so it is reached only through the view, whose SELECT is the grant
--- that decides.  It returns the worker's counters and last error (never a
--- token), as ig_identity_worker_state does.
+-- view still failed on ig_identity_worker_state (closed to PUBLIC).  This is
+-- the same C function under a private name, executable by PUBLIC but in
+-- schema ig_identity, where PUBLIC has no USAGE: no role but the extension's
+-- owner can name it, so it is reached only through the view, whose SELECT
+-- is the grant that decides.  It reads shared memory only (the worker's
+-- counters and last error, never a token) and is not SECURITY DEFINER.
 CREATE FUNCTION ig_identity.status_worker_state(
     OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
     OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
     OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
     OUT last_error_at timestamptz, OUT started_at timestamptz)
 RETURNS record
-LANGUAGE sql VOLATILE
-SECURITY DEFINER
+LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT * FROM @extschema@.ig_identity_worker_state()
-$fn$;
+AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 REVOKE ALL ON FUNCTION ig_identity.status_worker_state() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ig_identity.status_worker_state() TO PUBLIC;
 
@@ -1706,7 +1705,8 @@ AS $fn$
 DECLARE
     v_stage  regclass := pg_catalog.to_regclass('pg_temp.ig_identity_token_stage');
     v_rows   bigint;
-    v_result ig_identity.connected_account;
+    -- record, not ig_identity.connected_account: the caller cannot name schema ig_identity
+    v_result record;
 BEGIN
     IF v_stage IS NULL THEN
         RAISE EXCEPTION USING

@@ -46,6 +46,7 @@ GRANT SELECT ON instagram_user_cache TO regress_igid_dba_monitor;
 
 -- The app role: connect (staged, then with a bind parameter), upsert, read.
 SET ROLE regress_igid_dba_app;
+SELECT * FROM ig_connect_account_staged('loc_dba', '17841400000000001', '17841400000000001');
 CREATE TEMP TABLE ig_identity_token_stage (access_token text);
 SELECT * FROM ig_connect_account_staged('loc_dba', '17841400000000001', '17841400000000001');
 INSERT INTO ig_identity_token_stage VALUES ('tok-dba-one'), ('tok-dba-two');

@@ -6,24 +6,21 @@
 
 -- The worker's state for ig_identity_status.  A view runs the functions it
 -- calls with the reader's rights, so a monitoring role granted SELECT on the
--- view still failed on ig_identity_worker_state (closed to PUBLIC).  This
--- wrapper runs as the extension's owner and is executable by PUBLIC, but it
--- lives in schema ig_identity, where PUBLIC has no USAGE: no role can name
--- it, so it is reached only through the view, whose SELECT is the grant
--- that decides.  It returns the worker's counters and last error (never a
--- token), as ig_identity_worker_state does.
+-- view still failed on ig_identity_worker_state (closed to PUBLIC).  This is
+-- the same C function under a private name, executable by PUBLIC but in
+-- schema ig_identity, where PUBLIC has no USAGE: no role but the extension's
+-- owner can name it, so it is reached only through the view, whose SELECT
+-- is the grant that decides.  It reads shared memory only (the worker's
+-- counters and last error, never a token) and is not SECURITY DEFINER.
 CREATE FUNCTION ig_identity.status_worker_state(
     OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
     OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
     OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
     OUT last_error_at timestamptz, OUT started_at timestamptz)
 RETURNS record
-LANGUAGE sql VOLATILE
-SECURITY DEFINER
+LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT * FROM @extschema@.ig_identity_worker_state()
-$fn$;
+AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 -- (Granted to PUBLIC in 90_privileges_and_restore.sql, after the blanket
 -- REVOKE on schema ig_identity's functions.)
 
@@ -111,7 +108,8 @@ AS $fn$
 DECLARE
     v_stage  regclass := pg_catalog.to_regclass('pg_temp.ig_identity_token_stage');
     v_rows   bigint;
-    v_result ig_identity.connected_account;
+    -- record, not ig_identity.connected_account: the caller cannot name schema ig_identity
+    v_result record;
 BEGIN
     IF v_stage IS NULL THEN
         RAISE EXCEPTION USING
@@ -191,9 +189,11 @@ END
 $fn$;
 
 -- App tables of these names in another schema than the one being installed
--- into: the extension would create a second, empty set here and leave the
--- app's rows unrepaired.  Refuse, naming the schema to install into.  Not
--- during a restore (row_security off), which leaves the tables to the dump.
+-- into (CREATE EXTENSION hides the caller's search_path from this script, so
+-- every schema counts): the extension would create a second, empty set here
+-- and leave the app's rows unrepaired.  Refuse, naming the schema to
+-- install into.  Not during a restore (row_security off), which leaves the
+-- tables to the dump.
 DO $do$
 DECLARE
     v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
@@ -219,7 +219,7 @@ BEGIN
     IF v_other IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = pg_catalog.format('inbox tables exist in another schema than "%s": %s',
+            MESSAGE = pg_catalog.format('inbox tables exist in another schema than %s: %s',
                                         '@extschema@'::pg_catalog.regnamespace, v_names),
             DETAIL  = 'ig_identity repairs the inbox tables of the schema it is installed in; here it would create a second, empty set and leave those rows as they are.',
             HINT    = pg_catalog.format('Install it where the app''s tables are: CREATE EXTENSION ig_identity SCHEMA %I', v_other);
