@@ -112,6 +112,20 @@ SELECT c.relname, pg_get_userbyid(c.relowner) AS owner
  ORDER BY n.nspname, 1;
 SELECT * FROM app.ig_identity_check();
 
+-- DROP EXTENSION keeps the quarantined row, in a table of the app's.
+DROP EXTENSION ig_identity;
+SELECT quarantine_id, source_table, reason, row_data ->> 'username' AS username,
+       pg_get_userbyid((SELECT relowner FROM pg_class WHERE oid = 'app.ig_identity_quarantine_kept'::regclass)) AS owner
+  FROM app.ig_identity_quarantine_kept;
+SELECT count(*) AS member_of_nothing FROM pg_depend
+ WHERE objid = 'app.ig_identity_quarantine_kept'::regclass AND deptype = 'e';
+-- Installed and dropped again: the kept row is not copied twice.
+CREATE EXTENSION ig_identity SCHEMA app;
+INSERT INTO ig_identity.quarantine (source_table, reason, row_data, quarantined_at)
+SELECT source_table, reason, row_data, quarantined_at FROM app.ig_identity_quarantine_kept;
+DROP EXTENSION ig_identity;
+SELECT count(*) AS kept_rows FROM app.ig_identity_quarantine_kept;
+
 \c :regress_db
 DROP DATABASE igid_dba;
 DROP DATABASE igid_dba_named;

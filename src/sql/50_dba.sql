@@ -226,3 +226,89 @@ BEGIN
     END IF;
 END
 $do$;
+
+/*
+ * DROP EXTENSION keeps the quarantine.  The rows the repair set aside are
+ * the app's data, but they live in ig_identity.quarantine, which goes with
+ * the extension.  At the start of DROP EXTENSION (before anything is
+ * dropped) this copies them into @extschema@.ig_identity_quarantine_kept, an
+ * ordinary table of the app (never an extension member, so the drop leaves
+ * it), created on first use and owned by the owner of instagram_user_cache
+ * (else the database's owner).  A row already kept is not copied twice.
+ * The rows are written as that owner in a security-restricted operation
+ * (ig_identity.as_owner), so the app's code on the kept table never runs
+ * with the dropping superuser's rights.  ddl_command_start does not say
+ * which extension is being dropped: any DROP EXTENSION by a superuser copies
+ * (the copy is idempotent); other roles cannot drop ig_identity and pass.
+ */
+CREATE FUNCTION ig_identity.keep_quarantine()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
+    v_kept  regclass;
+    v_owner oid;
+    v_rows  jsonb;
+BEGIN
+    IF NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                      WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(q) ORDER BY q.id) INTO v_rows
+      FROM ig_identity.quarantine q;
+    IF v_rows IS NULL THEN
+        RETURN;
+    END IF;
+
+    SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+       AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+    IF v_kept IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.ig_identity_quarantine_kept (
+                 quarantine_id  bigint NOT NULL,
+                 source_table   text NOT NULL,
+                 reason         text NOT NULL,
+                 row_data       jsonb NOT NULL,
+                 quarantined_at timestamptz NOT NULL,
+                 kept_at        timestamptz NOT NULL DEFAULT pg_catalog.now())',
+            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) v_nsp));
+        SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+           AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+        SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+           AND c.relname OPERATOR(pg_catalog.=) 'instagram_user_cache';
+        IF v_owner IS NULL THEN
+            SELECT d.datdba INTO v_owner FROM pg_catalog.pg_database d
+             WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+        END IF;
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', v_kept,
+            (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) v_owner));
+    END IF;
+
+    PERFORM ig_identity.as_owner(v_kept, pg_catalog.format(
+        'INSERT INTO %s AS k (quarantine_id, source_table, reason, row_data, quarantined_at)
+         SELECT (r.value OPERATOR(pg_catalog.->>) ''id'')::pg_catalog.int8,
+                r.value OPERATOR(pg_catalog.->>) ''source_table'',
+                r.value OPERATOR(pg_catalog.->>) ''reason'',
+                r.value OPERATOR(pg_catalog.->) ''row_data'',
+                (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz
+           FROM pg_catalog.jsonb_array_elements($1) AS r
+          WHERE NOT EXISTS (
+                SELECT 1 FROM %s AS o
+                 WHERE o.source_table OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''source_table'')
+                   AND o.reason OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''reason'')
+                   AND o.row_data OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->) ''row_data'')
+                   AND o.quarantined_at OPERATOR(pg_catalog.=)
+                       (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz)',
+        v_kept, v_kept), v_rows);
+END
+$fn$;
+
+CREATE EVENT TRIGGER ig_identity_keep_quarantine ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION ig_identity.keep_quarantine();
+REVOKE ALL ON FUNCTION ig_identity.keep_quarantine() FROM PUBLIC;

@@ -50,7 +50,7 @@ BEGIN
             USING DETAIL = pg_catalog.format(
                       'Columns added: %s. Rows given their account back: %s. Duplicate groups merged: %s. Rows set aside, each with its reason: %s.',
                       r.columns_added, r.rows_recovered, r.rows_merged, r.rows_quarantined),
-                  HINT = 'Review them with SELECT reason, row_data FROM ig_identity.quarantine; DROP EXTENSION drops that table.';
+                  HINT = 'Review them with SELECT reason, row_data FROM ig_identity_quarantine; DROP EXTENSION keeps them in ig_identity_quarantine_kept.';
     END IF;
 END
 $do$;
