@@ -1869,6 +1869,39 @@ CREATE EVENT TRIGGER ig_identity_keep_quarantine ON ddl_command_start
     WHEN TAG IN ('DROP EXTENSION')
     EXECUTE FUNCTION ig_identity.keep_quarantine();
 REVOKE ALL ON FUNCTION ig_identity.keep_quarantine() FROM PUBLIC;
+
+-- Item 9: one log line per distinct cause of an account failure.
+/*
+ * One server log line per distinct cause of an account's failure: whenever
+ * an account's last_error changes to a new text (a refused token, a
+ * throttle, "Could not resolve host", a 5xx after the retries), whoever
+ * recorded it (the worker, a SQL caller), the log says which account and
+ * why; the same error again is not logged again.  The status view shows it
+ * per account.  last_error never holds a token (the fetcher scrubs every
+ * error text).
+ */
+CREATE FUNCTION ig_identity.log_account_error()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NEW.last_error IS NOT NULL AND NEW.last_error IS DISTINCT FROM OLD.last_error THEN
+        RAISE LOG 'ig_identity: account % (location %) failed: %',
+            NEW.ig_account_id, NEW.location_id,
+            pg_catalog.left(NEW.last_error, 500) OPERATOR(pg_catalog.||)
+            CASE WHEN NEW.last_error_code IS NULL THEN ''
+                 ELSE pg_catalog.format(' (code %s)', NEW.last_error_code) END
+            USING DETAIL = pg_catalog.format('The account is %s; see ig_identity_status.', NEW.status);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.log_account_error() FROM PUBLIC;
+
+CREATE TRIGGER accounts_log_error
+    AFTER UPDATE OF last_error ON ig_identity.accounts
+    FOR EACH ROW EXECUTE FUNCTION ig_identity.log_account_error();
 -- ==== end of issue 16 ====
 
 
