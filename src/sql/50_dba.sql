@@ -210,7 +210,7 @@ BEGIN
       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['instagram_user_cache', 'instagram_conversations',
                                                         'instagram_messages']::name[])
-       AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'f']::"char"[])
+       AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
        AND c.relnamespace OPERATOR(pg_catalog.<>) v_nsp
        AND n.nspname::text NOT LIKE 'pg\_temp\_%' AND n.nspname::text NOT LIKE 'pg\_toast%'
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class h
