@@ -55,6 +55,12 @@ DELETE FROM ig_identity_token_stage;
 INSERT INTO ig_identity_token_stage VALUES ('tok-dba-staged');
 SELECT * FROM ig_connect_account_staged('loc_dba', '17841400000000001', '17841400000000001');
 SELECT count(*) AS left_staged FROM ig_identity_token_stage;
+-- The other two connect forms, as the app role (tokens as arguments: fine
+-- here, this server logs no statement).
+SELECT * FROM ig_connect_account('loc_dba', '17841400000000002', '17841400000000002', 'tok-dba-five');
+SELECT * FROM ig_connect_account('loc_dba', '17841400000000002', '17841400000000002', 'tok-dba-six',
+                                 'graph.facebook.com', 'tok-dba-app-secret');
+SELECT ig_disconnect_account('17841400000000002');
 SELECT ig_upsert_participant_identity('17841400000000001', '17841400000000001',
                                       '{"id": "1000000000000101", "username": "jane"}');
 SELECT ig_display_name('17841400000000001', '1000000000000101');
