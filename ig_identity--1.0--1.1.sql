@@ -2567,7 +2567,7 @@ AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 REVOKE ALL ON FUNCTION ig_identity.status_worker_state() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ig_identity.status_worker_state() TO PUBLIC;
 
--- The same columns as before (14b's token_expires_at last); only the source
+-- The same columns as before (webhook_dead_letters, then 14b's token_expires_at, last); only the source
 -- of the worker's columns changes.
 CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
 SELECT a.ig_account_id,
@@ -2588,6 +2588,8 @@ SELECT a.ig_account_id,
        w.identities_refreshed AS worker_identities_refreshed,
        w.failures AS worker_failures,
        w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters,
        (SELECT t.expires_at FROM ig_identity.account_tokens t
          WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
   FROM ig_identity.accounts a
