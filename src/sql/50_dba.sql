@@ -346,3 +346,34 @@ REVOKE ALL ON FUNCTION ig_identity.log_account_error() FROM PUBLIC;
 CREATE TRIGGER accounts_log_error
     AFTER UPDATE OF last_error ON ig_identity.accounts
     FOR EACH ROW EXECUTE FUNCTION ig_identity.log_account_error();
+
+-- ig_identity_worker_progress: the same columns, its worker state from
+-- status_worker_state() as the status view's, so that GRANT SELECT on the
+-- view is enough (no pg_monitor).
+CREATE OR REPLACE VIEW @extschema@.ig_identity_worker_progress AS
+SELECT r.id AS run_id,
+       w.pid AS worker_pid,
+       (w.pid IS NOT NULL
+        AND w.last_cycle_start IS NOT NULL
+        AND (w.last_cycle_end IS NULL OR w.last_cycle_end < w.last_cycle_start)
+        AND r.started_at >= w.last_cycle_start) AS running,
+       r.started_at,
+       r.finished_at AS last_save_at,
+       r.refreshed + r.failed AS done,
+       r.failed,
+       r.total AS claimed,
+       p.rate AS per_second,
+       CASE WHEN p.rate > 0 AND r.total > r.refreshed + r.failed
+            THEN pg_catalog.make_interval(secs => (r.total - r.refreshed - r.failed) / p.rate)
+       END AS time_left
+  FROM (SELECT * FROM ig_identity.refresh_runs
+         WHERE source OPERATOR(pg_catalog.=) 'worker'
+         ORDER BY id DESC LIMIT 1) r
+ CROSS JOIN ig_identity.status_worker_state() w
+ CROSS JOIN LATERAL (
+        SELECT CASE WHEN r.finished_at > r.started_at
+                    THEN ((r.refreshed + r.failed)
+                          / EXTRACT(epoch FROM r.finished_at - r.started_at))::double precision
+               END AS rate) p;
+
+GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;
