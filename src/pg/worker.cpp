@@ -850,8 +850,10 @@ bool Worker::fetch_and_apply(Claim &c)
                 outcomes.swap(rest);
                 summary.count(chunk);
             }
+            /* a failure is reported as this step's (the cycle's error context) */
+            phase_ = save_due ? "saving results" : "claiming refresh queue";
             in_sql([&] {
-                unit_of_work(claim_due ? "claiming refresh queue" : "saving results", [&] {
+                unit_of_work(phase_, [&] {
                     /* settle first: a saved row frees its account's share */
                     if (save_due)
                         apply_outcomes(chunk);
@@ -885,6 +887,7 @@ bool Worker::fetch_and_apply(Claim &c)
                 for (auto &t : fetchable)
                     more.push_back(std::move(t));
             }
+            phase_ = "fetching profiles";
             pgstat_report_activity(STATE_RUNNING, "fetching profiles");
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
         };

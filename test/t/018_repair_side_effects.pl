@@ -29,9 +29,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use IgIdentityTest;
 
 my $node = PostgreSQL::Test::Cluster->new('review_repair');
 $node->init;
+# tokens are stored encrypted: the key every test cluster gets
+$node->append_conf('postgresql.conf',
+	"ig_identity.key_file = '" . write_key_file($node->basedir . '/ig_identity.key') . "'\n");
 $node->start;
 $node->safe_psql('postgres', 'CREATE ROLE app');
 

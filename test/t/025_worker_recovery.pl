@@ -88,9 +88,10 @@ ok(wait_until(sub {
 	'a stale identity is refreshed within seconds of the wakeup, not after refresh_interval');
 
 # --- (c) an account stop survives a failed claim ---------------------------
+# the offset first: the worker may fail its next claim before the reload returns
+my $off = -s $node->logfile;
 sql("ALTER SYSTEM SET ig_identity.test_hook = 'claim'");
 sql('SELECT pg_reload_conf()');
-my $off = -s $node->logfile;
 sql('SELECT ig_identity_wakeup()');
 ok($node->wait_for_log(qr/ig_identity test hook "claim" failed on purpose/, $off), 'the claim fails');
 mock_admin($mock, 'POST', '/_admin/faults',
