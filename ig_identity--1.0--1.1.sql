@@ -1810,14 +1810,18 @@ BEGIN
       FROM pg_catalog.pg_proc p
      WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
     FOR r IN
-        SELECT g.rolname, pg_catalog.bool_or(a.is_grantable) AS grantable
+        -- grantee 0 is PUBLIC (a GRANT ... TO PUBLIC the administrator gave)
+        SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(g.rolname::pg_catalog.text) END AS grantee,
+               pg_catalog.bool_or(a.is_grantable) AS grantable
           FROM pg_catalog.aclexplode(v_acl) a
-          JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+          LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
          WHERE a.grantee OPERATOR(pg_catalog.<>) v_owner AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
-         GROUP BY g.rolname
+           AND (a.grantee OPERATOR(pg_catalog.=) 0 OR g.oid IS NOT NULL)
+         GROUP BY 1
     LOOP
-        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) TO %I%s',
-                                  r.rolname, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) TO %s%s',
+                                  r.grantee, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
         v_regranted := true;
     END LOOP;
     -- A GRANT inside an extension script is recorded as one of the

@@ -60,17 +60,15 @@ std::string envelope_text(const std::string &entry_json) {
 
 std::string envelope(const json_t *entry) { return envelope_text(dump(entry)); }
 
-// The entry with only this one event under `field` (ids and time kept).
+// The entry with only this one event under `field`: its id and time, and
+// nothing else of the entry. Whatever else the entry carries would be copied
+// into every one of its dead letters (a delivery of N bad events next to a
+// big unknown key would store N copies of it).
 std::string envelope_event(const json_t *entry, const char *field, const json_t *event) {
     std::string copy = "{";
-    const char *key;
-    json_t *value;
-    json_object_foreach(const_cast<json_t *>(entry), key, value) {
-        const std::string_view k(key);
-        if (k == "messaging" || k == "standby" || k == "changes")
-            continue;
-        copy += quote(k) + ":" + dump(value) + ",";
-    }
+    for (const char *k : {"id", "time"})
+        if (const json_t *value = json_get(entry, k))
+            copy += quote(k) + ":" + dump(value) + ",";
     copy += quote(field) + ":[" + dump(event) + "]}";
     return envelope_text(copy);
 }
@@ -101,6 +99,10 @@ const char *read_envelope(const json_t *event, Envelope &e) {
     auto ts = json_value_int_lenient(json_get(event, "timestamp"));
     if (!ts || *ts < 0)
         return "event without timestamp";
+    // epoch milliseconds up to 9999-12-31: beyond, the timestamptz computed
+    // from it would be out of range (or overflow) instead of an error
+    if (*ts > 253402300799999LL)
+        return "timestamp out of range";
     e.sender = std::move(*sender);
     e.recipient = std::move(*recipient);
     e.timestamp_ms = *ts;

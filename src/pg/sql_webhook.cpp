@@ -49,6 +49,19 @@ void store_delivery(const WebhookResult &parsed, Counts &c)
 {
     std::map<std::string, AccountShare> by_account;
     c.skipped += (long long) parsed.skipped_events;
+    /* A message and its unsend may arrive in two deliveries stored at the
+     * same time: without a lock each misses the other's uncommitted row (the
+     * message is stored with its text, the unsend clears nothing). Every mid
+     * of the delivery (messages and unsends, all accounts, in slot order, in
+     * one statement) locks its row of message_id_locks until commit, so the
+     * later one waits and then, with a fresh snapshot, sees the other. */
+    {
+        std::vector<Text> mids;
+        for (const auto &m : parsed.messages)
+            mids.emplace_back(m.mid);
+        if (!mids.empty())
+            spi_query("SELECT ig_identity.lock_message_ids($1)", {text_array_param(mids)});
+    }
     for (const auto &m : parsed.messages) {
         AccountShare &a = by_account[m.account_id];
         if (m.is_deleted) {
@@ -149,6 +162,83 @@ void store_dead_letters(const std::vector<WebhookDeadLetter> &dead, Counts &c)
     c.dead += (long long) dead.size();
 }
 
+void merge(WebhookResult &into, WebhookResult &&r)
+{
+    for (auto &m : r.messages)
+        into.messages.push_back(std::move(m));
+    for (auto &e : r.events)
+        into.events.push_back(std::move(e));
+    for (auto &d : r.dead_letters)
+        into.dead_letters.push_back(std::move(d));
+    into.skipped_events += r.skipped_events;
+}
+
+/*
+ * PostgreSQL accepted the body (it is a jsonb) but jansson did not: an
+ * integer beyond 64 bits (jsonb prints 1e20 as 100000000000000000000), a
+ * nesting deeper than 2048. One such value in one event must not reject
+ * the delivery: PostgreSQL splits it, entry by entry, then event by event
+ * (each a delivery of its own, as a dead letter is), and what jansson still
+ * cannot read becomes a dead letter. Inside with_spi. Returns false when the
+ * body is no Instagram delivery at all (the caller refuses it as before).
+ */
+bool parse_split(const std::string &body, WebhookResult &out)
+{
+    auto shape = spi_query("SELECT pg_catalog.jsonb_typeof(b) OPERATOR(pg_catalog.=) 'object'"
+                           "   AND (b OPERATOR(pg_catalog.->>) 'object') OPERATOR(pg_catalog.=) 'instagram'"
+                           "   AND pg_catalog.jsonb_typeof(b OPERATOR(pg_catalog.->) 'entry') OPERATOR(pg_catalog.=) 'array'"
+                           "  FROM (SELECT $1::pg_catalog.jsonb AS b) x",
+                           {text_param(body)}, true);
+    if (shape.empty() || !shape[0][0] || *shape[0][0] != "t")
+        return false;
+    auto entries = spi_query(
+        "SELECT pg_catalog.jsonb_build_object('object', 'instagram', 'entry', pg_catalog.jsonb_build_array(e.value))"
+        "::pg_catalog.text"
+        "  FROM (SELECT $1::pg_catalog.jsonb AS b) x,"
+        "       pg_catalog.jsonb_array_elements(x.b OPERATOR(pg_catalog.->) 'entry') WITH ORDINALITY AS e(value, n)"
+        " ORDER BY e.n",
+        {text_param(body)}, true);
+    static const char *reason = "event the parser cannot read (an integer beyond 64 bits or nesting deeper than 2048)";
+    for (const Row &entry : entries) {
+        WebhookResult r = parse_webhook(*entry[0]);
+        if (r.ok) {
+            merge(out, std::move(r));
+            continue;
+        }
+        /* the entry's events one by one, each with the entry's id and time */
+        auto events = spi_query(
+            "SELECT pg_catalog.jsonb_build_object('object', 'instagram', 'entry', pg_catalog.jsonb_build_array("
+            "         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('id', en OPERATOR(pg_catalog.->) 'id',"
+            "                                                          'time', en OPERATOR(pg_catalog.->) 'time'))"
+            "         OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(f.field, pg_catalog.jsonb_build_array(ev.value))"
+            "       ))::pg_catalog.text,"
+            "       CASE WHEN pg_catalog.jsonb_typeof(en OPERATOR(pg_catalog.->) 'id') OPERATOR(pg_catalog.=) 'string'"
+            "            THEN en OPERATOR(pg_catalog.->>) 'id' END"
+            "  FROM (SELECT ($1::pg_catalog.jsonb OPERATOR(pg_catalog.->) 'entry') OPERATOR(pg_catalog.->) 0 AS en) x,"
+            "       pg_catalog.unnest(ARRAY['messaging', 'standby']) WITH ORDINALITY AS f(field, k),"
+            "       pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(en OPERATOR(pg_catalog.->) f.field)"
+            "                                                 OPERATOR(pg_catalog.=) 'array'"
+            "                                            THEN en OPERATOR(pg_catalog.->) f.field"
+            "                                            ELSE '[]'::pg_catalog.jsonb END) WITH ORDINALITY AS ev(value, n)"
+            " WHERE pg_catalog.jsonb_typeof(en) OPERATOR(pg_catalog.=) 'object'"
+            " ORDER BY f.k, ev.n",
+            {text_param(entry[0])}, true);
+        if (events.empty()) {
+            out.dead_letters.push_back({std::nullopt, reason, *entry[0]});
+            continue;
+        }
+        for (const Row &ev : events) {
+            WebhookResult one = parse_webhook(*ev[0]);
+            if (one.ok)
+                merge(out, std::move(one));
+            else
+                out.dead_letters.push_back({ev[1], reason, *ev[0]});
+        }
+    }
+    out.ok = true;
+    return true;
+}
+
 std::string jsonb_text(FunctionCallInfo fcinfo)
 {
     char *json = pg_call([&] {
@@ -173,14 +263,21 @@ IGID_FUNCTION(ig_ingest_webhook)
     if (PG_ARGISNULL(0))
         throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "payload must not be NULL", "",
                     "Pass the webhook delivery's JSON body.");
-    WebhookResult parsed = parse_webhook(jsonb_text(fcinfo));
-    if (!parsed.ok)
-        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid Instagram webhook payload",
-                    "The delivery was not stored: " + parsed.reason + ".",
-                    "Pass the body Meta posted, e.g. {\"object\":\"instagram\",\"entry\":[...]}.");
+    const std::string body = jsonb_text(fcinfo);
+    WebhookResult parsed = parse_webhook(body);
 
     Counts c;
     with_spi([&] {
+        if (!parsed.ok && parsed.reason == "not a JSON object") {
+            /* valid JSON (a jsonb) that jansson refused: split it */
+            WebhookResult split;
+            if (parse_split(body, split))
+                parsed = std::move(split);
+        }
+        if (!parsed.ok)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid Instagram webhook payload",
+                        "The delivery was not stored: " + parsed.reason + ".",
+                        "Pass the body Meta posted, e.g. {\"object\":\"instagram\",\"entry\":[...]}.");
         /* internal statements run as the extension owner: the caller needs
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
@@ -218,27 +315,36 @@ IGID_FUNCTION(ig_identity_replay_dead_letters)
     long long replayed = 0, still_dead = 0;
     with_spi([&] {
         AsExtensionOwner as_owner;
-        auto rows = spi_query("SELECT d.id::pg_catalog.text, d.raw::pg_catalog.text"
-                              "  FROM ig_identity.webhook_dead_letters d"
-                              " ORDER BY d.id FOR UPDATE SKIP LOCKED",
-                              {});
-        for (const Row &r : rows) {
-            WebhookResult parsed = parse_webhook(r[1] ? *r[1] : std::string());
-            if (parsed.ok && parsed.dead_letters.empty()) {
-                Counts c;
-                store_delivery(parsed, c);
-                spi_exec("DELETE FROM ig_identity.webhook_dead_letters d"
-                         " WHERE d.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
-                         {text_param(r[0])});
-                replayed++;
-            } else {
-                const std::string reason = !parsed.ok                 ? parsed.reason
-                                           : parsed.dead_letters.empty() ? std::string("unreadable")
-                                                                         : parsed.dead_letters[0].reason;
-                spi_exec("UPDATE ig_identity.webhook_dead_letters d SET reason = $2"
-                         " WHERE d.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
-                         {text_param(r[0]), text_param(reason)});
-                still_dead++;
+        /* in batches of 500 by id: the table has no bound, and a single
+         * SELECT of it all would hold every raw body in memory at once */
+        std::string last = "0";
+        for (;;) {
+            auto rows = spi_query("SELECT d.id::pg_catalog.text, d.raw::pg_catalog.text"
+                                  "  FROM ig_identity.webhook_dead_letters d"
+                                  " WHERE d.id OPERATOR(pg_catalog.>) $1::pg_catalog.int8"
+                                  " ORDER BY d.id LIMIT 500 FOR UPDATE SKIP LOCKED",
+                                  {text_param(last)});
+            if (rows.empty())
+                break;
+            last = *rows.back()[0];
+            for (const Row &r : rows) {
+                WebhookResult parsed = parse_webhook(r[1] ? *r[1] : std::string());
+                if (parsed.ok && parsed.dead_letters.empty()) {
+                    Counts c;
+                    store_delivery(parsed, c);
+                    spi_exec("DELETE FROM ig_identity.webhook_dead_letters d"
+                             " WHERE d.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+                             {text_param(r[0])});
+                    replayed++;
+                } else {
+                    const std::string reason = !parsed.ok                 ? parsed.reason
+                                               : parsed.dead_letters.empty() ? std::string("unreadable")
+                                                                             : parsed.dead_letters[0].reason;
+                    spi_exec("UPDATE ig_identity.webhook_dead_letters d SET reason = $2"
+                             " WHERE d.id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+                             {text_param(r[0]), text_param(reason)});
+                    still_dead++;
+                }
             }
         }
     });
