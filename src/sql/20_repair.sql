@@ -179,7 +179,9 @@ END
 $fn$;
 
 -- Moves the rows matching p_where (a predicate written in this file, over
--- alias t) to the quarantine. Returns how many.
+-- alias t) to the quarantine. Returns how many. The row is turned into
+-- jsonb after the DELETE, not in its RETURNING: Citus refuses non-immutable
+-- functions there.
 CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -189,9 +191,9 @@ DECLARE
     v_moved bigint;
 BEGIN
     EXECUTE pg_catalog.format(
-        'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING pg_catalog.to_jsonb(t) AS row_data)
+        'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
          INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, $2, m.row_data FROM moved m', p_rel, p_where)
+         SELECT $1, $2, pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where)
         USING ig_identity.table_label(p_rel), p_reason;
     GET DIAGNOSTICS v_moved = ROW_COUNT;
     RETURN v_moved;
@@ -223,6 +225,10 @@ DECLARE
 BEGIN
     IF ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN
         RETURN 0;
+    END IF;
+    -- On a Citus coordinator the key is (ig_account_id, id) (60_citus.sql).
+    IF ig_identity.citus_active() THEN
+        RETURN ig_identity.ensure_account_unique_id(p_rel, p_index);
     END IF;
     PERFORM ig_identity.require_free_name(p_rel, p_index, '(id)');
     -- Keep a row that knows its account, then the physically first one.
@@ -267,6 +273,11 @@ DECLARE
     v_label  text;
     v_n      bigint;
     v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_lost   boolean;
+    -- The key of created conversation and message tables: (id), or on a
+    -- Citus coordinator (ig_account_id, id), which a distributed table can
+    -- have (then SELECT * FROM ig_identity_distribute()).
+    v_key    text := CASE WHEN ig_identity.citus_active() THEN 'ig_account_id, id' ELSE 'id' END;
 BEGIN
     tables_created := 0;
     columns_added := 0;
@@ -274,6 +285,11 @@ BEGIN
     rows_merged := 0;
     rows_quarantined := 0;
     SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+    -- On a Citus worker node (where Citus propagates CREATE EXTENSION) the
+    -- inbox tables are the coordinator's: it repairs them, not the workers.
+    IF ig_identity.citus_worker_node() THEN
+        RETURN;
+    END IF;
 
     /*
      * Conversations and messages first: the user cache's lost accounts are
@@ -283,12 +299,13 @@ BEGIN
     IF v_rel IS NULL THEN
         EXECUTE pg_catalog.format(
             'CREATE TABLE %I.instagram_conversations (
-                 id                text PRIMARY KEY,
+                 id                text NOT NULL,
                  ig_account_id     text NOT NULL,
                  location_id       text,
                  participant_igsid text,
                  updated_time      timestamptz,
-                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+                 created_at        timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (%s))', v_schema, v_key);
         v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
         EXECUTE pg_catalog.format(
             'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
@@ -317,14 +334,15 @@ BEGIN
     IF v_rel IS NULL THEN
         EXECUTE pg_catalog.format(
             'CREATE TABLE %I.instagram_messages (
-                 id              text PRIMARY KEY,
+                 id              text NOT NULL,
                  conversation_id text,
                  ig_account_id   text NOT NULL,
                  from_id         text,
                  to_id           text,
                  message         text,
                  created_at      timestamptz,
-                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+                 is_echo         boolean NOT NULL DEFAULT false,
+                 PRIMARY KEY (%s))', v_schema, v_key);
         v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
         EXECUTE pg_catalog.format(
             'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
@@ -394,7 +412,9 @@ BEGIN
         ['profile_pic',     'text'],
         ['profile_pic_url', 'text'],
         ['last_fetched_at', 'timestamptz'],
-        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        -- the name PostgreSQL would give it, written out: Citus adds a
+        -- column with a constraint only when the constraint is named
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CONSTRAINT instagram_user_cache_fetch_status_check CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
         ['last_error_code', 'int'],
         ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
         ['next_fetch_at',   'timestamptz'],
@@ -430,6 +450,12 @@ BEGIN
                FROM %2$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
               WHERE u.ig_account_id IS NULL
               GROUP BY u.ctid)', v_schema, v_rel);
+    -- Only when some row lost its account: the statements below find
+    -- nothing otherwise, and a distributed cache (which cannot hold a NULL
+    -- account) need not run them.
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s t WHERE t.ig_account_id IS NULL)', v_rel)
+       INTO v_lost;
+    IF v_lost THEN
     EXECUTE v_candidates || pg_catalog.format('
          UPDATE %s u SET ig_account_id = c.accounts[1]
            FROM cand c
@@ -453,14 +479,16 @@ BEGIN
         USING v_label;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     rows_quarantined := rows_quarantined + v_n;
+    END IF;
 
     -- The business account stored as its own participant: the trap that
     -- made inboxes show the shop's name for the customer.
     rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        -- an uncorrelated IN, not a correlated EXISTS: Citus runs it
+        -- against a distributed cache (the accounts are local)
         't.ig_user_id::text = t.ig_account_id::text
-         OR EXISTS (SELECT 1 FROM ig_identity.accounts a
-                     WHERE a.ig_account_id = t.ig_account_id::text
-                       AND a.self_igsid = t.ig_user_id::text)');
+         OR (t.ig_account_id::text, t.ig_user_id::text) IN
+            (SELECT a.ig_account_id, a.self_igsid FROM ig_identity.accounts a)');
 
     /*
      * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
@@ -469,6 +497,17 @@ BEGIN
      * the quarantine as they were, so nothing is lost. One statement, so the
      * ctids the CTEs computed are the ones the UPDATE and DELETE see.
      */
+    -- With the unique key in place there is nothing to merge (the NULL
+    -- accounts and users are gone by now): skipped, which also spares a
+    -- distributed cache a statement Citus cannot run (ctids).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+    IF ig_identity.is_distributed(v_rel) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is distributed without a unique key on (ig_account_id, ig_user_id)', v_rel),
+            DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
+            HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
+    END IF;
     EXECUTE pg_catalog.format(
         'WITH g AS (
              SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
@@ -491,21 +530,22 @@ BEGIN
                 SET username = g.username, name = g.name, profile_pic = g.profile_pic,
                     profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
                FROM g
-              WHERE u.ctid = g.keep
+              WHERE u.ig_account_id = g.k_account AND u.ctid = g.keep
           RETURNING 1),
          moved AS (
              DELETE FROM %1$s u USING g
               WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
-          RETURNING pg_catalog.to_jsonb(u) AS row_data),
+          RETURNING u.*),
          saved AS (
              INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-             SELECT $1, ''merged_duplicate'', m.row_data FROM moved m
+             SELECT $1, ''merged_duplicate'', pg_catalog.to_jsonb(m) FROM moved m
              RETURNING 1)
          SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM saved)',
         v_rel)
         INTO rows_merged, v_n
         USING v_label;
     rows_quarantined := rows_quarantined + v_n;
+    END IF;
 
     -- profile_pic is what current code writes; profile_pic_url is kept
     -- equal for older readers.

@@ -165,19 +165,27 @@ CREATE FUNCTION ig_identity.store_conversations(
     p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
     p_updated timestamptz[])
 RETURNS text[]
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH before AS (
+DECLARE
+    v_changed text[];
+BEGIN
+    -- The conflict target follows the table's key: (id) on one node,
+    -- (ig_account_id, id) on Citus (ig_identity.message_key). "before" is
+    -- MATERIALIZED so that Citus reads it before the upsert, as PostgreSQL's
+    -- single snapshot does.
+    EXECUTE pg_catalog.format($q$
+    WITH before AS MATERIALIZED (
         SELECT c.id, c.updated_time
           FROM @extschema@.instagram_conversations c
-         WHERE c.id = ANY (p_ids)
+         WHERE c.id = ANY ($3)
     ), up AS (
         INSERT INTO @extschema@.instagram_conversations AS c
                (id, ig_account_id, location_id, participant_igsid, updated_time)
-        SELECT s.id, p_ig_account_id, p_location_id, s.participant, s.updated
-          FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
-        ON CONFLICT (id) DO UPDATE
+        SELECT s.id, $1, $2, s.participant, s.updated
+          FROM unnest($3, $4, $5) AS s(id, participant, updated)
+        ON CONFLICT (%s) DO UPDATE
            SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
                location_id = COALESCE(c.location_id, EXCLUDED.location_id),
                updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
@@ -189,6 +197,11 @@ AS $$
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
       FROM up LEFT JOIN before b ON b.id = up.id
      WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+    $q$, ig_identity.message_key('@extschema@.instagram_conversations'))
+    INTO v_changed
+    USING p_ig_account_id, p_location_id, p_ids, p_participants, p_updated;
+    RETURN v_changed;
+END
 $$;
 
 -- Stores messages (sync or webhook), deduplicated on the message id (mid);
@@ -198,30 +211,40 @@ CREATE FUNCTION ig_identity.store_messages(
     p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
     p_texts text[], p_created timestamptz[], p_echo boolean[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_new bigint;
+BEGIN
+    -- The conflict target follows the table's key, as in store_conversations.
+    EXECUTE pg_catalog.format($q$
     WITH rows AS (
         SELECT s.*,
                COALESCE(s.conversation_id,
                         (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = p_ig_account_id
+                          WHERE c.ig_account_id = $1
                             AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
                           ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
-          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+          FROM unnest($2, $3, $4, $5, $6, $7, $8)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
         INSERT INTO @extschema@.instagram_messages AS m
                (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
-        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+        SELECT DISTINCT ON (r.id) r.id, r.conv, $1, r.from_id, r.to_id, r.message,
                r.created_at, r.is_echo
           FROM rows r
-        ON CONFLICT (id) DO UPDATE
+        ON CONFLICT (%s) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id
          WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins
+    $q$, ig_identity.message_key('@extschema@.instagram_messages'))
+    INTO v_new
+    USING p_ig_account_id, p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo;
+    RETURN v_new;
+END
 $$;
 
 -- Which of these participants need a fetch, by the cache: anyone without a

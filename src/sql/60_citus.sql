@@ -1,0 +1,231 @@
+/* ------------------------------------------------------------------------
+ * Scale-out on Citus (issue 17)
+ *
+ * On a Citus coordinator the inbox tables are distributed by ig_account_id
+ * and co-located; the extension's private tables stay local there, and so
+ * does the worker. Citus wants every primary or unique key of a distributed
+ * table to lead with the distribution column, so conversations and messages
+ * are keyed (ig_account_id, id) there instead of (id). Everything below
+ * does nothing, and costs one catalog lookup, on a server without Citus.
+ * ------------------------------------------------------------------------ */
+
+-- The citus extension is installed in this database.
+CREATE FUNCTION ig_identity.citus_active()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus')
+$fn$;
+
+-- This node is a Citus worker (its group is not the coordinator's, 0).
+CREATE FUNCTION ig_identity.citus_worker_node()
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_worker boolean;
+BEGIN
+    IF NOT ig_identity.citus_active() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_local_group g
+                             WHERE g.groupid OPERATOR(pg_catalog.<>) 0)'
+       INTO v_worker;
+    RETURN v_worker;
+END
+$fn$;
+
+-- p_rel is a Citus distributed (hash) table. Citus's catalog is read only
+-- when Citus is there (dynamic SQL: the table does not exist otherwise).
+CREATE FUNCTION ig_identity.is_distributed(p_rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_dist boolean;
+BEGIN
+    IF p_rel IS NULL OR NOT ig_identity.citus_active() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                             WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1
+                               AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
+       INTO v_dist USING p_rel;
+    RETURN v_dist;
+END
+$fn$;
+
+-- The ON CONFLICT target of conversations and messages: (id) where a unique
+-- index on id alone exists (one node, as before), else (ig_account_id, id),
+-- the key a distributed table can have. A table with neither fails at the
+-- upsert with PostgreSQL's own "no unique or exclusion constraint" error,
+-- as it did before.
+CREATE FUNCTION ig_identity.message_key(p_rel regclass)
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE WHEN ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN 'id'
+                WHEN ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[])
+                     THEN 'ig_account_id, id'
+                ELSE 'id' END
+$fn$;
+
+-- ensure_unique_id() on a Citus coordinator: the key is (ig_account_id, id).
+-- Redeliveries of a message to the same account are set aside as on one
+-- node; the window is partitioned and the join made on the distribution
+-- column so that Citus runs the statement shard by shard (ctids are only
+-- unique within a shard).
+CREATE FUNCTION ig_identity.ensure_account_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+BEGIN
+    IF ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
+        RETURN 0;
+    END IF;
+    PERFORM ig_identity.require_free_name(p_rel, p_index, '(ig_account_id, id)');
+    EXECUTE pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.ig_account_id AS acc, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
+                                                  ORDER BY t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
+         moved AS (
+             DELETE FROM %1$s t USING ranked r
+              WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
+                AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
+          RETURNING t.*)
+         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+         SELECT $1, ''duplicate_id'', pg_catalog.to_jsonb(m) FROM moved m', p_rel)
+        USING ig_identity.table_label(p_rel);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
+    RETURN v_moved;
+END
+$fn$;
+
+-- Distributes the three inbox tables by ig_account_id, co-located with the
+-- identity cache, on a Citus coordinator. Idempotent: a table already
+-- distributed is left as it is. The tables must be repaired first
+-- (ig_identity_repair(), which CREATE EXTENSION runs): no NULL account and
+-- a key leading with ig_account_id. A conversation or message table keyed by
+-- (id) alone, as on one node, gets the key (ig_account_id, id) in place of
+-- the (id) index ig_identity made; a key of the app's own is never dropped.
+-- One transaction: an error leaves every table as it was.
+CREATE FUNCTION @extschema@.ig_identity_distribute(
+    OUT table_name regclass, OUT action text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
+    v_cache regclass;
+    v_rel   regclass;
+    v_name  name;
+    v_con   name;
+    v_idx   regclass;
+    v_null  boolean;
+BEGIN
+    IF NOT ig_identity.citus_active() THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = 'ig_identity_distribute() needs Citus',
+            DETAIL  = 'The citus extension is not installed in this database.',
+            HINT    = 'Run it on a Citus coordinator after CREATE EXTENSION citus and citus_add_node() for the workers.';
+    END IF;
+    FOREACH v_name IN ARRAY ARRAY['instagram_user_cache', 'instagram_conversations',
+                                  'instagram_messages']::name[] LOOP
+        v_rel := ig_identity.inbox_table(v_nsp, v_name);
+        IF v_rel IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'undefined_table',
+                MESSAGE = pg_catalog.format('cannot distribute %I: the table does not exist', v_name),
+                HINT    = 'Run SELECT * FROM ig_identity_repair() first: it creates the missing inbox tables.';
+        END IF;
+        IF v_name = 'instagram_user_cache' THEN
+            v_cache := v_rel;
+        END IF;
+        table_name := v_rel;
+        IF ig_identity.is_distributed(v_rel) THEN
+            action := 'already distributed';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s t WHERE t.ig_account_id IS NULL)', v_rel)
+           INTO v_null;
+        IF v_null THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'not_null_violation',
+                MESSAGE = pg_catalog.format('cannot distribute %s: some rows have no ig_account_id', v_rel),
+                DETAIL  = 'A distributed table cannot hold a NULL distribution column.',
+                HINT    = 'Run SELECT * FROM ig_identity_repair() and ig_identity_check(), then distribute again.';
+        END IF;
+        IF v_name <> 'instagram_user_cache'
+           AND NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
+            -- Only an (id) key ig_identity made itself is replaced.
+            SELECT k.conname, NULL INTO v_con, v_idx
+              FROM pg_catalog.pg_constraint k
+             WHERE k.conrelid = v_rel AND k.contype = 'p'
+               AND k.conname = v_name || '_pkey'
+               AND ig_identity.has_unique_index(v_rel, ARRAY['id']::name[]);
+            IF v_con IS NULL THEN
+                SELECT i.indexrelid::pg_catalog.regclass INTO v_idx
+                  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = v_rel AND c.relname = v_name || '_id_unique';
+            END IF;
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
+                        WHERE f.contype = 'f' AND f.confrelid = v_rel) THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = 'dependent_objects_still_exist',
+                    MESSAGE = pg_catalog.format('cannot distribute %s: a foreign key references it', v_rel),
+                    DETAIL  = 'Its key must become (ig_account_id, id), and a foreign key on id alone would no longer have a unique key to point at.',
+                    HINT    = 'Make the foreign key (ig_account_id, conversation_id) or drop it, then distribute again.';
+            END IF;
+            EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL', v_rel);
+            IF v_con IS NOT NULL THEN
+                EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', v_rel, v_con);
+                EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (ig_account_id, id)',
+                                          v_rel, v_con);
+            ELSE
+                IF v_idx IS NOT NULL THEN
+                    EXECUTE pg_catalog.format('DROP INDEX %s', v_idx);
+                END IF;
+                PERFORM ig_identity.ensure_account_unique_id(v_rel, (v_name || '_id_unique')::name);
+            END IF;
+        END IF;
+        IF v_rel = v_cache THEN
+            PERFORM pg_catalog.create_distributed_table(v_rel, 'ig_account_id');
+        ELSE
+            PERFORM pg_catalog.create_distributed_table(v_rel, 'ig_account_id',
+                                                        colocate_with => v_cache::text);
+        END IF;
+        action := 'distributed';
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+
+COMMENT ON FUNCTION @extschema@.ig_identity_distribute() IS
+    'On a Citus coordinator: distributes the inbox tables by ig_account_id, co-located with the identity cache (idempotent)';
+-- Citus propagates CREATE EXTENSION ig_identity to its workers at the end
+-- of the statement, over one connection per node; it can do so only when
+-- the repair's DDL on distributed tables (ALTER TABLE ... ADD COLUMN,
+-- CREATE INDEX) took one connection per node as well.
+SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true)
+ WHERE ig_identity.citus_active();
+
+-- DDL on the app's tables: superusers and roles granted EXECUTE only.
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_distribute() FROM PUBLIC;
