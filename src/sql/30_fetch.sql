@@ -21,27 +21,39 @@
 -- The other party of an account's conversations.
 CREATE FUNCTION ig_identity.read_conversation_participants(p_ig_account_id text)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.participant_igsid), '{}')
       FROM @extschema@.instagram_conversations c
      WHERE c.ig_account_id = p_ig_account_id
        AND c.participant_igsid IS NOT NULL
+    );
+END
 $$;
 
 -- Senders and recipients of an account's messages since p_since.
 CREATE FUNCTION ig_identity.read_message_participants(p_ig_account_id text, p_since timestamptz)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.id), '{}')
       FROM @extschema@.instagram_messages m
      CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
      WHERE m.ig_account_id = p_ig_account_id
        AND m.created_at >= p_since
        AND u.id IS NOT NULL
+    );
+END
 $$;
 
 -- Connected accounts with their credentials, for the fetcher.  Only
@@ -254,9 +266,13 @@ $$;
 CREATE FUNCTION ig_identity.read_identities_wanted(p_ig_account_id text, p_ig_user_ids text[],
                                                    p_inbound boolean[])
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT s.ig_user_id), '{}')
       FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
       LEFT JOIN @extschema@.instagram_user_cache c
@@ -265,6 +281,8 @@ AS $$
        AND (c.ig_user_id IS NULL
             OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
             OR (s.inbound AND c.fetch_status = 'consent_required'))
+    );
+END
 $$;
 
 -- Queues participants (chosen by read_identities_wanted) for the worker,
@@ -326,9 +344,15 @@ CREATE TYPE @extschema@.ig_identity_profile AS (
 -- display name is worked out here (as ig_display_name does) from the row.
 CREATE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
 RETURNS @extschema@.ig_identity_profile
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
     SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
            c.last_error_code, c.last_fetched_at,
            COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
@@ -336,6 +360,11 @@ AS $$
       FROM @extschema@.instagram_user_cache c
      WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
      LIMIT 1
+    LOOP
+        RETURN v;
+    END LOOP;
+    RETURN NULL;
+END
 $$;
 
 -- The fetch functions run as their caller (the app's triggers on the inbox

@@ -100,9 +100,13 @@ $$;
 CREATE FUNCTION ig_identity.read_stale_identities(p_ig_account_ids text[], p_self_igsids text[],
                                                   p_stale_after_s int, p_limit int)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     WITH due AS (
         SELECT c.ig_account_id, c.ig_user_id,
                CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason,
@@ -123,6 +127,8 @@ AS $$
     SELECT COALESCE(pg_catalog.array_agg(v.x ORDER BY d.ord, v.k), '{}')
       FROM due d
      CROSS JOIN LATERAL (VALUES (1, d.ig_account_id), (2, d.ig_user_id), (3, d.reason)) AS v(k, x)
+    );
+END
 $$;
 
 -- Queues the first p_limit of those candidates that are not queued yet,
