@@ -182,9 +182,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_changed text[];
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_conversations'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
 BEGIN
-    -- The conflict target follows the table's key: (id) on one node,
-    -- (ig_account_id, id) on Citus (ig_identity.message_key). "before" is
+    -- The conflict target follows the table's key (v_key). "before" is
     -- MATERIALIZED so that Citus reads it before the upsert, as PostgreSQL's
     -- single snapshot does.
     EXECUTE pg_catalog.format($q$
@@ -209,7 +220,7 @@ BEGIN
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
       FROM up LEFT JOIN before b ON b.id = up.id
      WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
-    $q$, ig_identity.message_key('@extschema@.instagram_conversations'))
+    $q$, v_key)
     INTO v_changed
     USING p_ig_account_id, p_location_id, p_ids, p_participants, p_updated;
     RETURN v_changed;
@@ -228,6 +239,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_new bigint;
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_messages'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
 BEGIN
     -- The conflict target follows the table's key, as in store_conversations.
     EXECUTE pg_catalog.format($q$
@@ -252,7 +275,7 @@ BEGIN
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins
-    $q$, ig_identity.message_key('@extschema@.instagram_messages'))
+    $q$, v_key)
     INTO v_new
     USING p_ig_account_id, p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo;
     RETURN v_new;

@@ -61,23 +61,6 @@ BEGIN
 END
 $fn$;
 
--- The ON CONFLICT target of conversations and messages: (id) where a unique
--- index on id alone exists (one node, as before), else (ig_account_id, id),
--- the key a distributed table can have. A table with neither fails at the
--- upsert with PostgreSQL's own "no unique or exclusion constraint" error,
--- as it did before.
-CREATE FUNCTION ig_identity.message_key(p_rel regclass)
-RETURNS text
-LANGUAGE sql
-STABLE
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT CASE WHEN ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN 'id'
-                WHEN ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[])
-                     THEN 'ig_account_id, id'
-                ELSE 'id' END
-$fn$;
-
 -- ensure_unique_id() on a Citus coordinator: the key is (ig_account_id, id).
 -- Redeliveries of a message to the same account are set aside as on one
 -- node; the window is partitioned and the join made on the distribution
