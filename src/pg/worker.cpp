@@ -682,8 +682,9 @@ void Worker::fetch_and_apply(Claim &c)
 void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
                    const Claim &c, TimestampTz started)
 {
-    RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
-    summary.count(outcomes);
+    /* accounts whose save found no connection (a Citus node down): their
+     * rows wait in the queue and count in neither figure */
+    std::set<std::string> unreachable;
     std::set<std::pair<std::string, std::string>> settled;
     for (const auto &o : outcomes)
         settled.insert({o.ig_account_id, o.ig_user_id});
@@ -693,8 +694,7 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
             rel_accounts.emplace_back(t.ig_account_id);
             rel_users.emplace_back(t.ig_user_id);
         }
-    const std::string errors_json = summary.errors_json();
-    const long long refreshed = summary.refreshed, failed = summary.failed;
+    long long refreshed = 0, failed = 0;
 
     unit_of_work("saving results", [&] {
         /* queue rows before cache rows, the lock order of every path */
@@ -702,9 +702,22 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
                      {text_array_param(rel_accounts), text_array_param(rel_users)});
         if (!outcomes.empty())
-            apply_outcomes(outcomes);
+            unreachable = apply_outcomes_per_account(outcomes);
         if (!events.empty())
             apply_account_events(events);
+        RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
+        if (unreachable.empty()) {
+            summary.count(outcomes);
+        } else {
+            std::vector<FetchOutcome> saved;
+            for (const auto &o : outcomes)
+                if (!unreachable.count(o.ig_account_id))
+                    saved.push_back(o);
+            summary.count(saved);
+        }
+        const std::string errors_json = summary.errors_json();
+        refreshed = summary.refreshed;
+        failed = summary.failed;
         spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
                  {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
                   int4_param((int) c.targets.size()), jsonb_param(errors_json)});

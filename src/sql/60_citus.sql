@@ -61,6 +61,69 @@ BEGIN
 END
 $fn$;
 
+-- Whether the Citus worker node(s) holding an account's shard of the
+-- identity cache answer now (citus_check_connection_to_node opens a
+-- connection and reports, without raising). The background worker asks
+-- before it writes an account's results: a write that fails on a node
+-- fails the whole transaction when it commits, and with it every other
+-- account's results. Always true without Citus or with a local cache.
+CREATE FUNCTION ig_identity.account_shard_reachable(p_ig_account_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cache regclass := pg_catalog.to_regclass('@extschema@.instagram_user_cache');
+    v_ok    boolean;
+BEGIN
+    IF NOT ig_identity.is_distributed(v_cache) THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.bool_and(pg_catalog.citus_check_connection_to_node(p.nodename, p.nodeport))
+               FROM pg_catalog.pg_dist_shard_placement p
+              WHERE p.shardid OPERATOR(pg_catalog.=)
+                    pg_catalog.get_shard_id_for_distribution_column($1, $2)'
+       INTO v_ok USING v_cache, p_ig_account_id;
+    RETURN COALESCE(v_ok, true);
+END
+$fn$;
+
+-- The connected accounts whose shard of the identity cache lives on a Citus
+-- worker node that does not answer now: each active node is asked once.
+-- The worker's stale sweep leaves them out (its read of the cache would
+-- fail as a whole) until the node is back. Empty without Citus.
+CREATE FUNCTION ig_identity.citus_unreachable_accounts()
+RETURNS text[]
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cache regclass := pg_catalog.to_regclass('@extschema@.instagram_user_cache');
+    v_down  text[];
+BEGIN
+    IF NOT ig_identity.is_distributed(v_cache) THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE 'WITH down AS MATERIALIZED (
+                 SELECT n.nodename, n.nodeport
+                   FROM pg_catalog.pg_dist_node n
+                  WHERE n.isactive AND n.groupid OPERATOR(pg_catalog.<>) 0
+                    AND NOT pg_catalog.citus_check_connection_to_node(n.nodename, n.nodeport))
+             SELECT pg_catalog.array_agg(a.ig_account_id)
+               FROM ig_identity.accounts a
+              WHERE EXISTS (SELECT 1 FROM down)
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard_placement p, down d
+                             WHERE p.shardid OPERATOR(pg_catalog.=)
+                                   pg_catalog.get_shard_id_for_distribution_column($1, a.ig_account_id)
+                               AND p.nodename OPERATOR(pg_catalog.=) d.nodename
+                               AND p.nodeport OPERATOR(pg_catalog.=) d.nodeport)'
+       INTO v_down USING v_cache;
+    RETURN COALESCE(v_down, '{}');
+END
+$fn$;
+
 -- ensure_unique_id() on a Citus coordinator: the key is (ig_account_id, id).
 -- Redeliveries of a message to the same account are set aside as on one
 -- node; the window is partitioned and the join made on the distribution
