@@ -273,7 +273,9 @@ DECLARE
     v_label  text;
     v_n      bigint;
     v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
-    v_lost   boolean;
+    v_lost   text[];   -- participants whose row lost its account
+    v_pair_users    text[];
+    v_pair_accounts text[];
     -- The key of created conversation and message tables: (id), or on a
     -- Citus coordinator (ig_account_id, id), which a distributed table can
     -- have (then SELECT * FROM ig_identity_distribute()).
@@ -431,35 +433,48 @@ BEGIN
      * Exactly one: that is its account. None or several: the row cannot be
      * attributed and goes to the quarantine, with the candidates.
      */
+    -- The (participant, account) pairs are read first, in a statement of
+    -- their own and only for the participants that lost their account, and
+    -- handed to the statements on the cache as arrays ($2, $3): on Citus,
+    -- with distributed conversations and messages next to a local cache,
+    -- those statements then touch no distributed table (Citus refuses a
+    -- distributed plan of an UPDATE or DELETE by ctid).
     v_candidates := pg_catalog.format(
         'WITH pairs AS (
-             SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
-               FROM %1$I.instagram_conversations c
-              WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.from_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.to_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL),
+             SELECT x.uid, x.acc FROM unnest($2::text[], $3::text[]) AS x(uid, acc)),
          cand AS (
              SELECT u.ctid AS tid,
                     pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
-               FROM %2$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
               WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid)', v_schema, v_rel);
+              GROUP BY u.ctid)', v_rel);
     -- Only when some row lost its account: the statements below find
     -- nothing otherwise, and a distributed cache (which cannot hold a NULL
     -- account) need not run them.
-    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s t WHERE t.ig_account_id IS NULL)', v_rel)
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT t.ig_user_id::text) FROM %s t
+                                WHERE t.ig_account_id IS NULL', v_rel)
        INTO v_lost;
-    IF v_lost THEN
+    IF v_lost IS NOT NULL THEN
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(p.uid), pg_catalog.array_agg(p.acc) FROM (
+             SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
+               FROM %1$I.instagram_conversations c
+              WHERE c.participant_igsid::text = ANY ($1) AND c.ig_account_id IS NOT NULL
+             UNION
+             SELECT m.from_id::text, m.ig_account_id::text
+               FROM %1$I.instagram_messages m
+              WHERE m.from_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL
+             UNION
+             SELECT m.to_id::text, m.ig_account_id::text
+               FROM %1$I.instagram_messages m
+              WHERE m.to_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL) p', v_schema)
+       INTO v_pair_users, v_pair_accounts
+       USING v_lost;
     EXECUTE v_candidates || pg_catalog.format('
          UPDATE %s u SET ig_account_id = c.accounts[1]
            FROM cand c
-          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel);
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel)
+       USING NULL::text, v_pair_users, v_pair_accounts;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     rows_recovered := rows_recovered + v_n;
 
@@ -476,7 +491,7 @@ BEGIN
                                                                       pg_catalog.to_jsonb(m.accounts))
                 END
            FROM moved m', v_rel)
-        USING v_label;
+        USING v_label, v_pair_users, v_pair_accounts;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     rows_quarantined := rows_quarantined + v_n;
     END IF;

@@ -136,11 +136,40 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
+    r       record;
 BEGIN
     IF ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
         RETURN 0;
     END IF;
     PERFORM ig_identity.require_free_name(p_rel, p_index, '(ig_account_id, id)');
+    IF ig_identity.is_distributed(p_rel) THEN
+        -- Citus runs no DELETE that names ctids on a distributed table: each
+        -- group of copies is deleted by its key and its first copy written
+        -- back (the others go to the quarantine, as on one node).
+        v_moved := 0;
+        FOR r IN EXECUTE pg_catalog.format(
+            'SELECT t.ig_account_id AS acc, t.id AS mid,
+                    pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
+               FROM %s t
+              WHERE t.id IS NOT NULL
+              GROUP BY t.ig_account_id, t.id
+             HAVING pg_catalog.count(*) > 1', p_rel)
+        LOOP
+            EXECUTE pg_catalog.format(
+                'DELETE FROM %s t WHERE t.ig_account_id OPERATOR(pg_catalog.=) $1
+                                    AND t.id OPERATOR(pg_catalog.=) $2', p_rel)
+                USING r.acc, r.mid;
+            EXECUTE pg_catalog.format(
+                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel)
+                USING r.copies[1];
+            INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+            SELECT ig_identity.table_label(p_rel), 'duplicate_id', c.row_data
+              FROM pg_catalog.unnest(r.copies[2:]) AS c(row_data);
+            v_moved := v_moved + pg_catalog.cardinality(r.copies) - 1;
+        END LOOP;
+        EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
+        RETURN v_moved;
+    END IF;
     EXECUTE pg_catalog.format(
         'WITH ranked AS (
              SELECT t.ig_account_id AS acc, t.ctid AS tid,
@@ -258,6 +287,9 @@ BEGIN
             PERFORM pg_catalog.create_distributed_table(v_rel, 'ig_account_id',
                                                         colocate_with => v_cache::text);
         END IF;
+        -- the rows are in the shards now; Citus leaves their local copy on
+        -- disk, where a later CREATE UNIQUE INDEX would still see it
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(v_rel);
         action := 'distributed';
         RETURN NEXT;
     END LOOP;
