@@ -372,14 +372,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 -- plpgsql, not sql: Citus plans a SQL function's parameterised
 -- statement without the values and cannot route it to a shard
+-- (the casts: a row returned from PL/pgSQL must match the type exactly,
+-- and a legacy cache may have varchar columns)
 DECLARE
     v record;
 BEGIN
     FOR v IN
-    SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
-           c.last_error_code, c.last_fetched_at,
+    SELECT c.ig_account_id::text, c.ig_user_id::text, c.username::text, c.name::text,
+           c.profile_pic::text, c.fetch_status::text,
+           c.last_error_code::int, c.last_fetched_at::timestamptz,
            COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
-                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))
+                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))::text
       FROM @extschema@.instagram_user_cache c
      WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
      LIMIT 1
