@@ -111,8 +111,24 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
 
 std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome> &outcomes)
 {
-    auto by_account = by_account_of(outcomes);
     std::set<std::string> unreachable;
+    /* Without Citus (or in a database still at 1.0, which has no such
+     * function) nothing is asked per account. */
+    bool citus;
+    {
+        AsExtensionOwner owner;
+        auto rows = spi_query(
+            "SELECT pg_catalog.to_regprocedure('ig_identity.account_shard_reachable(text)') IS NOT NULL"
+            " AND EXISTS (SELECT 1 FROM pg_catalog.pg_extension e"
+            "              WHERE e.extname OPERATOR(pg_catalog.=) 'citus')",
+            {}, true);
+        citus = !rows.empty() && rows[0][0] && *rows[0][0] == "t";
+    }
+    if (!citus) {
+        apply_outcomes(outcomes);
+        return unreachable;
+    }
+    auto by_account = by_account_of(outcomes);
     for (auto &[account, c] : by_account) {
         /* Asked before writing: a write that fails on a Citus node fails
          * the whole transaction at commit, the other accounts' too. */

@@ -115,7 +115,8 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes);
  * does not answer (ig_identity.account_shard_reachable, asked before any
  * write) has its queue rows put back to wait kRetryUnreachableS, with a
  * WARNING, and nothing else written; the other accounts are saved.  Returns
- * the accounts set aside.  Without Citus it is apply_outcomes.
+ * the accounts set aside.  Without Citus (one catalog query tells) it is
+ * apply_outcomes.
  */
 std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome> &outcomes);
 constexpr double kRetryUnreachableS = 60.0;
