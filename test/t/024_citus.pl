@@ -2,6 +2,8 @@
 # worker) and two worker nodes, each a throwaway cluster on a loopback port,
 # the inbox tables distributed by ig_account_id and co-located.
 #
+#   0. CREATE EXTENSION without inbox tables: keys (ig_account_id, id), and
+#      ig_identity_distribute() distributes them;
 #   1. the legacy repair: the foundation's corrupted cache (a local table on
 #      the coordinator) next to distributed conversations and messages, with
 #      the same figures as on one node; then ig_identity_distribute();
@@ -86,6 +88,23 @@ $_->safe_psql('postgres', 'CREATE EXTENSION citus') for ($coord, @workers);
 sql("SELECT citus_set_coordinator_host('127.0.0.1', " . $coord->port . ")");
 sql("SELECT citus_add_node('127.0.0.1', " . $_->port . ")") for @workers;
 is(sql('SELECT count(*) FROM citus_get_active_worker_nodes()'), '2', 'a coordinator and two worker nodes');
+
+# --- 0. no inbox tables yet: created with keys Citus can distribute --------
+sql('CREATE EXTENSION ig_identity');
+is(sql(q{SELECT string_agg(c.conrelid::regclass::text || ':' || pg_get_constraintdef(c.oid), ',' ORDER BY 1)
+           FROM pg_constraint c WHERE c.contype = 'p' AND c.conrelid IN
+                ('instagram_conversations'::regclass, 'instagram_messages'::regclass)}),
+	'instagram_conversations:PRIMARY KEY (ig_account_id, id),instagram_messages:PRIMARY KEY (ig_account_id, id)',
+	'on a Citus coordinator the created conversation and message keys lead with ig_account_id');
+is(sql(q{SELECT count(*) FROM ig_identity_distribute() WHERE action = 'distributed'}), '3',
+	'ig_identity_distribute() distributes the three created tables');
+is(sql(q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'instagram_%'}), '3',
+	'... as Citus records them');
+sql(q{INSERT INTO instagram_messages (id, ig_account_id) VALUES ('m1', '1'), ('m1', '2')});
+is(sql('SELECT count(*) FROM instagram_messages'), '2', 'a message id is unique per account');
+# start again from the app's legacy inbox
+sql(q{DROP EXTENSION ig_identity;
+      DROP TABLE instagram_user_cache, instagram_conversations, instagram_messages});
 
 # --- 1. the legacy repair -------------------------------------------------
 # The app distributed its conversations and messages (their key led with the
