@@ -109,22 +109,30 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes)
         save_account(account, c);
 }
 
+bool citus_shard_checks()
+{
+    AsExtensionOwner owner;
+    auto rows = spi_query(
+        "SELECT pg_catalog.to_regprocedure('ig_identity.account_shard_reachable(text)') IS NOT NULL"
+        " AND EXISTS (SELECT 1 FROM pg_catalog.pg_extension e"
+        "              WHERE e.extname OPERATOR(pg_catalog.=) 'citus')",
+        {}, true);
+    return !rows.empty() && rows[0][0] && *rows[0][0] == "t";
+}
+
+bool account_shard_reachable(const std::string &ig_account_id)
+{
+    AsExtensionOwner owner;
+    auto rows = spi_query("SELECT ig_identity.account_shard_reachable($1)", {text_param(ig_account_id)}, false);
+    return rows.empty() || !rows[0][0] || *rows[0][0] != "f";
+}
+
 std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome> &outcomes)
 {
     std::set<std::string> unreachable;
     /* Without Citus (or in a database still at 1.0, which has no such
      * function) nothing is asked per account. */
-    bool citus;
-    {
-        AsExtensionOwner owner;
-        auto rows = spi_query(
-            "SELECT pg_catalog.to_regprocedure('ig_identity.account_shard_reachable(text)') IS NOT NULL"
-            " AND EXISTS (SELECT 1 FROM pg_catalog.pg_extension e"
-            "              WHERE e.extname OPERATOR(pg_catalog.=) 'citus')",
-            {}, true);
-        citus = !rows.empty() && rows[0][0] && *rows[0][0] == "t";
-    }
-    if (!citus) {
+    if (!citus_shard_checks()) {
         apply_outcomes(outcomes);
         return unreachable;
     }
@@ -132,13 +140,7 @@ std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome>
     for (auto &[account, c] : by_account) {
         /* Asked before writing: a write that fails on a Citus node fails
          * the whole transaction at commit, the other accounts' too. */
-        bool reachable;
-        {
-            AsExtensionOwner owner;
-            auto rows = spi_query("SELECT ig_identity.account_shard_reachable($1)", {text_param(account)}, false);
-            reachable = rows.empty() || !rows[0][0] || *rows[0][0] != "f";
-        }
-        if (reachable) {
+        if (account_shard_reachable(account)) {
             save_account(account, c);
             continue;
         }

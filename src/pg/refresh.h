@@ -119,6 +119,10 @@ void apply_outcomes(const std::vector<FetchOutcome> &outcomes);
  * apply_outcomes.
  */
 std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome> &outcomes);
+/* Whether this database runs Citus with the 1.1 shard check (one catalog
+ * query), and whether the node(s) of an account's shard answer now. */
+bool citus_shard_checks();
+bool account_shard_reachable(const std::string &ig_account_id);
 constexpr double kRetryUnreachableS = 60.0;
 
 /* Records what happened to each account (needs a transaction and SPI). */

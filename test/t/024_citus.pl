@@ -15,7 +15,8 @@
 #   4. a sync of an account's conversations and messages, twice;
 #   5. webhooks resolved by the background worker, and a redelivery;
 #   6. a stopped worker node: a refresh of an account whose shard lives there
-#      fails with Citus's connection error; the background worker saves the
+#      fails with a clear error, a location with accounts on both nodes
+#      refreshes the reachable one; the background worker saves the
 #      other accounts and keeps the rest queued; all resolve once the node is
 #      back, nothing lost;
 #   7. the coordinator restarted: the worker comes back and resolves again.
@@ -251,11 +252,21 @@ my $down_port = $workers[1]->port;
 my @down = grep { $node_of{$_} == $down_port } @acc;
 my @up = grep { $node_of{$_} != $down_port } @acc;
 ok(@down && @up, 'accounts on both worker nodes (' . scalar(@down) . ' on the one stopped)');
+# a location with one account on each node
+my $i_up = (grep { $acc[$_] eq $up[0] } 0 .. $#acc)[0];
+my $i_down = (grep { $acc[$_] eq $down[0] } 0 .. $#acc)[0];
+my $i_down2 = (grep { $acc[$_] eq $down[1] } 0 .. $#acc)[0];
+sql("SELECT ig_connect_account('loc_mix', '$acc[$_]', '$acc[$_]', '$tok[$_]', 'graph.facebook.com')")
+  for ($i_up, $i_down2);
 $workers[1]->stop('fast');
-my $loc_down = 'loc_c' . (grep { $acc[$_] eq $down[0] } 0 .. $#acc)[0];
-($rc, $out, $err) = $coord->psql('postgres', "SELECT * FROM ig_refresh_identities('$loc_down')");
+($rc, $out, $err) = $coord->psql('postgres', "SELECT * FROM ig_refresh_identities('loc_c$i_down')");
 isnt($rc, 0, 'a refresh of an account whose shard is on the stopped node fails');
-like($err, qr/connection to the remote node .*127\.0\.0\.1:$down_port failed/, '... with the connection error');
+like($err, qr/ERROR:  cannot refresh the identities of location "loc_c$i_down": the Citus node that holds the shard of its accounts does not answer/,
+	'... with a clear error');
+like($err, qr/HINT:  Try again once the node is back/, '... and a hint');
+is(sql(q{SELECT refreshed || '|' || failed || '|' || (errors->0->>'ig_account_id')
+           FROM ig_refresh_identities('loc_mix')}), "$PER|1|$acc[$i_down2]",
+	'a location with an account on each node: the reachable one is refreshed, the other reported');
 my $log_offset = -s $coord->logfile;
 my $t0 = sql('SELECT now()');
 # every account's identities due: the worker saves what it can
