@@ -455,45 +455,45 @@ BEGIN
                                 WHERE t.ig_account_id IS NULL', v_rel)
        INTO v_lost;
     IF v_lost IS NOT NULL THEN
-    EXECUTE pg_catalog.format(
-        'SELECT pg_catalog.array_agg(p.uid), pg_catalog.array_agg(p.acc) FROM (
-             SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
-               FROM %1$I.instagram_conversations c
-              WHERE c.participant_igsid::text = ANY ($1) AND c.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.from_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.from_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL
-             UNION
-             SELECT m.to_id::text, m.ig_account_id::text
-               FROM %1$I.instagram_messages m
-              WHERE m.to_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL) p', v_schema)
-       INTO v_pair_users, v_pair_accounts
-       USING v_lost;
-    EXECUTE v_candidates || pg_catalog.format('
-         UPDATE %s u SET ig_account_id = c.accounts[1]
-           FROM cand c
-          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel)
-       USING NULL::text, v_pair_users, v_pair_accounts;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    rows_recovered := rows_recovered + v_n;
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(p.uid), pg_catalog.array_agg(p.acc) FROM (
+                 SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
+                   FROM %1$I.instagram_conversations c
+                  WHERE c.participant_igsid::text = ANY ($1) AND c.ig_account_id IS NOT NULL
+                 UNION
+                 SELECT m.from_id::text, m.ig_account_id::text
+                   FROM %1$I.instagram_messages m
+                  WHERE m.from_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL
+                 UNION
+                 SELECT m.to_id::text, m.ig_account_id::text
+                   FROM %1$I.instagram_messages m
+                  WHERE m.to_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL) p', v_schema)
+           INTO v_pair_users, v_pair_accounts
+           USING v_lost;
+        EXECUTE v_candidates || pg_catalog.format('
+             UPDATE %s u SET ig_account_id = c.accounts[1]
+               FROM cand c
+              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel)
+           USING NULL::text, v_pair_users, v_pair_accounts;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_recovered := rows_recovered + v_n;
 
-    EXECUTE v_candidates || pg_catalog.format(',
-         moved AS (
-             DELETE FROM %1$s u USING cand c
-              WHERE u.ctid = c.tid
-          RETURNING c.accounts, pg_catalog.to_jsonb(u) AS row_data)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1,
-                CASE WHEN m.accounts IS NULL THEN ''no_account_found'' ELSE ''ambiguous_account'' END,
-                CASE WHEN m.accounts IS NULL THEN m.row_data
-                     ELSE m.row_data || pg_catalog.jsonb_build_object(''ig_identity_candidates'',
-                                                                      pg_catalog.to_jsonb(m.accounts))
-                END
-           FROM moved m', v_rel)
-        USING v_label, v_pair_users, v_pair_accounts;
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    rows_quarantined := rows_quarantined + v_n;
+        EXECUTE v_candidates || pg_catalog.format(',
+             moved AS (
+                 DELETE FROM %1$s u USING cand c
+                  WHERE u.ctid = c.tid
+              RETURNING c.accounts, pg_catalog.to_jsonb(u) AS row_data)
+             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+             SELECT $1,
+                    CASE WHEN m.accounts IS NULL THEN ''no_account_found'' ELSE ''ambiguous_account'' END,
+                    CASE WHEN m.accounts IS NULL THEN m.row_data
+                         ELSE m.row_data || pg_catalog.jsonb_build_object(''ig_identity_candidates'',
+                                                                          pg_catalog.to_jsonb(m.accounts))
+                    END
+               FROM moved m', v_rel)
+            USING v_label, v_pair_users, v_pair_accounts;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_quarantined := rows_quarantined + v_n;
     END IF;
 
     -- The business account stored as its own participant: the trap that
@@ -516,50 +516,50 @@ BEGIN
     -- accounts and users are gone by now): skipped, which also spares a
     -- distributed cache a statement Citus cannot run (ctids).
     IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
-    IF ig_identity.is_distributed(v_rel) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'feature_not_supported',
-            MESSAGE = pg_catalog.format('cannot repair %s: it is distributed without a unique key on (ig_account_id, ig_user_id)', v_rel),
-            DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
-            HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
-    END IF;
-    EXECUTE pg_catalog.format(
-        'WITH g AS (
-             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
-                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
-                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
-                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
-                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
-                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
-                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
-               FROM %1$s u
-              GROUP BY u.ig_account_id, u.ig_user_id
-             HAVING pg_catalog.count(*) > 1),
-         kept AS (
-             UPDATE %1$s u
-                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
-                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
-               FROM g
-              WHERE u.ig_account_id = g.k_account AND u.ctid = g.keep
-          RETURNING 1),
-         moved AS (
-             DELETE FROM %1$s u USING g
-              WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
-          RETURNING u.*),
-         saved AS (
-             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-             SELECT $1, ''merged_duplicate'', pg_catalog.to_jsonb(m) FROM moved m
-             RETURNING 1)
-         SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM saved)',
-        v_rel)
-        INTO rows_merged, v_n
-        USING v_label;
-    rows_quarantined := rows_quarantined + v_n;
+        IF ig_identity.is_distributed(v_rel) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'feature_not_supported',
+                MESSAGE = pg_catalog.format('cannot repair %s: it is distributed without a unique key on (ig_account_id, ig_user_id)', v_rel),
+                DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
+                HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
+        END IF;
+        EXECUTE pg_catalog.format(
+            'WITH g AS (
+                 SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                        (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                        (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                        (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                        (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                        (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                        (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+                   FROM %1$s u
+                  GROUP BY u.ig_account_id, u.ig_user_id
+                 HAVING pg_catalog.count(*) > 1),
+             kept AS (
+                 UPDATE %1$s u
+                    SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                        profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+                   FROM g
+                  WHERE u.ig_account_id = g.k_account AND u.ctid = g.keep
+              RETURNING 1),
+             moved AS (
+                 DELETE FROM %1$s u USING g
+                  WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+              RETURNING u.*),
+             saved AS (
+                 INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+                 SELECT $1, ''merged_duplicate'', pg_catalog.to_jsonb(m) FROM moved m
+                 RETURNING 1)
+             SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM saved)',
+            v_rel)
+            INTO rows_merged, v_n
+            USING v_label;
+        rows_quarantined := rows_quarantined + v_n;
     END IF;
 
     -- profile_pic is what current code writes; profile_pic_url is kept
