@@ -230,6 +230,1261 @@ BEGIN
     RETURN v_oid::pg_catalog.regclass;
 END
 $fn$;
+-- ---- begin: the repair as the inbox tables' owners (generated from src/sql/20_repair.sql) ----
+-- Runs one statement (written in this file; $1 is p_arg) as the owner of
+-- p_rel in a security-restricted operation, so the app's triggers, defaults
+-- and index expressions never run with the installer's rights; returns the
+-- statement's first column (jsonb) of every row.  Its deferred constraint
+-- triggers fire inside too (src/pg/sql_as_owner.cpp).  Anything that
+-- touches ig_identity's own tables stays with the caller.
+CREATE FUNCTION ig_identity.as_owner(p_rel regclass, p_sql text, p_arg jsonb DEFAULT NULL)
+RETURNS jsonb[]
+LANGUAGE C
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_as_owner';
+-- An inbox table of the extension's schema, or NULL when absent. Anything
+-- but a plain table under that name (a view, a foreign table) is refused
+-- rather than guessed at, and so is a table with inheritance children: a
+-- parent's rows and its children's share ctids. Messages may be
+-- declaratively partitioned (by month is common): the repair tells their
+-- rows apart by tableoid and ctid, and the writers keep ids unique across
+-- partitions (36_partitioned_inbox.sql).
+CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_oid     oid;
+    v_relkind "char";
+BEGIN
+    SELECT c.oid, c.relkind INTO v_oid, v_relkind
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = p_nsp AND c.relname = p_name;
+    IF v_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
+                                        v_relkind),
+            HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
+    END IF;
+    RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+-- The partition key columns of a partitioned table (empty for a plain
+-- one); a key on an expression is refused: no unique index can hold it.
+CREATE FUNCTION ig_identity.partition_key_columns(p_rel regclass)
+RETURNS name[]
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cols name[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = p_rel) THEN
+        RETURN '{}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p
+                WHERE p.partrelid = p_rel AND 0 = ANY (p.partattrs::pg_catalog.int2[])) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is partitioned on an expression', p_rel),
+            DETAIL  = 'ig_identity needs a unique index on id and the partition key, which an expression key cannot be part of.',
+            HINT    = 'Partition it on columns (created_at, for instance), then install ig_identity again.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.n) INTO v_cols
+      FROM pg_catalog.pg_partitioned_table p,
+           pg_catalog.unnest(p.partattrs::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n),
+           pg_catalog.pg_attribute a
+     WHERE p.partrelid = p_rel AND a.attrelid = p_rel AND a.attnum = k.attnum;
+    RETURN v_cols;
+END
+$fn$;
+-- p_columns is {{name, definition}, ...}, definitions written in this file.
+-- Only fast ADD COLUMNs (constant or stable defaults): no table rewrite.
+-- Columns the app added are never touched.
+CREATE OR REPLACE FUNCTION ig_identity.add_missing_columns(p_rel regclass, p_columns text[])
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_added int := 0;
+BEGIN
+    FOR i IN 1 .. pg_catalog.array_length(p_columns, 1) LOOP
+        IF NOT ig_identity.has_column(p_rel, p_columns[i][1]::name) THEN
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s',
+                                                                  p_rel, p_columns[i][1], p_columns[i][2]));
+            v_added := v_added + 1;
+        END IF;
+    END LOOP;
+    RETURN v_added;
+END
+$fn$;
+-- Moves the rows matching p_where (a predicate written in this file, over
+-- alias t; $1 is p_arg) to the quarantine. Returns how many. The DELETE
+-- runs as the table's owner, the INSERT into the quarantine as the caller.
+DROP FUNCTION ig_identity.quarantine_rows(regclass, text, text);
+CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
+                                            p_arg jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+BEGIN
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+               'DELETE FROM %s t WHERE %s RETURNING pg_catalog.to_jsonb(t)', p_rel, p_where),
+               p_arg)) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    RETURN v_moved;
+END
+$fn$;
+-- Conversations and messages are keyed by their Graph id; the webhook and
+-- sync paths upsert on it. Webhook redeliveries in a legacy table without
+-- that key are set aside (one row of each id stays), then the index is built.
+-- A partitioned table cannot have a unique index on id alone: its index is
+-- on id and the partition key, and the writers keep ids unique across the
+-- partitions (store_messages_partitioned); the repair sets aside duplicate
+-- ids every time, rows told apart by tableoid and ctid.
+CREATE OR REPLACE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
+BEGIN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
+        RETURN 0;
+    END IF;
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
+    -- Keep a row that knows its account, then the physically first one.
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.tableoid AS rel, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.id
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_repair(
+    OUT tables_created   int,
+    OUT columns_added    int,
+    OUT rows_recovered   bigint,
+    OUT rows_merged      bigint,
+    OUT rows_quarantined bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- '@extschema@' is the quoted schema name; regnamespace parses it back.
+    v_nsp    oid := '@extschema@'::pg_catalog.regnamespace;
+    v_schema name;
+    v_rel    regclass;
+    v_label  text;
+    v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
+BEGIN
+    tables_created := 0;
+    columns_added := 0;
+    rows_recovered := 0;
+    rows_merged := 0;
+    rows_quarantined := 0;
+    SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+
+    /*
+     * Conversations and messages first: the user cache's lost accounts are
+     * recovered from them, after their duplicates are gone.
+     */
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_conversations (
+                 id                text PRIMARY KEY,
+                 ig_account_id     text NOT NULL,
+                 location_id       text,
+                 participant_igsid text,
+                 updated_time      timestamptz,
+                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_account_participant_idx
+                 ON %s (ig_account_id, participant_igsid)', v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'ig_account_id', 'location_id', 'participant_igsid']::name[]);
+        -- Added nullable: existing rows have no value, and their app data
+        -- is not ours to force.
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',                'text'],
+            ['ig_account_id',     'text'],
+            ['location_id',       'text'],
+            ['participant_igsid', 'text'],
+            ['updated_time',      'timestamptz'],
+            ['created_at',        'timestamptz NOT NULL DEFAULT now()']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_conversations_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_messages (
+                 id              text PRIMARY KEY,
+                 conversation_id text,
+                 ig_account_id   text NOT NULL,
+                 from_id         text,
+                 to_id           text,
+                 message         text,
+                 created_at      timestamptz,
+                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
+            v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'conversation_id', 'ig_account_id', 'from_id', 'to_id']::name[]);
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',              'text'],
+            ['conversation_id', 'text'],
+            ['ig_account_id',   'text'],
+            ['from_id',         'text'],
+            ['to_id',           'text'],
+            ['message',         'text'],
+            ['created_at',      'timestamptz'],
+            ['is_echo',         'boolean NOT NULL DEFAULT false']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_messages_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_user_cache (
+                 ig_account_id   text NOT NULL,
+                 ig_user_id      text NOT NULL,
+                 username        text,
+                 name            text,
+                 profile_pic     text,
+                 profile_pic_url text,
+                 last_fetched_at timestamptz,
+                 fetch_status    text NOT NULL DEFAULT ''ok''
+                                 CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error'')),
+                 last_error_code int,
+                 fetch_attempts  int NOT NULL DEFAULT 0,
+                 next_fetch_at   timestamptz,
+                 created_at      timestamptz NOT NULL DEFAULT now(),
+                 updated_at      timestamptz NOT NULL DEFAULT now(),
+                 CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                     PRIMARY KEY (ig_account_id, ig_user_id))', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+        RETURN;
+    END IF;
+
+    /*
+     * A legacy identity cache: the table that held the bug.
+     */
+    v_label := ig_identity.table_label(v_rel);
+    IF NOT ig_identity.has_column(v_rel, 'ig_user_id') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has no column ig_user_id', v_rel),
+            DETAIL  = 'Without the participant id the rows cannot be identified.',
+            HINT    = 'Rename the table if it is not the inbox identity cache, then install ig_identity again.';
+    END IF;
+    PERFORM ig_identity.require_text_columns(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]);
+    -- ig_account_id, when missing, is added nullable and recovered below
+    -- like any other lost account.
+    columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+        ['ig_account_id',   'text'],
+        ['username',        'text'],
+        ['name',            'text'],
+        ['profile_pic',     'text'],
+        ['profile_pic_url', 'text'],
+        ['last_fetched_at', 'timestamptz'],
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        ['last_error_code', 'int'],
+        ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
+        ['next_fetch_at',   'timestamptz'],
+        ['created_at',      'timestamptz NOT NULL DEFAULT now()'],
+        ['updated_at',      'timestamptz NOT NULL DEFAULT now()']]);
+
+    -- A row without a participant id identifies nobody.
+    rows_quarantined := rows_quarantined
+        + ig_identity.quarantine_rows(v_rel, 'missing_user_id', 't.ig_user_id IS NULL');
+
+    /*
+     * Lost accounts. The accounts that talk to a participant are the ones
+     * whose conversations name it or whose messages it sent or received.
+     * Exactly one: that is its account. None or several: the row cannot be
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
+     */
+    SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+      INTO v_pairs
+      FROM pg_catalog.unnest(
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                      FROM %s c
+                     WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_conversations')))
+               OPERATOR(pg_catalog.||)
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(u.id::text, m.ig_account_id::text)
+                      FROM %s m CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+                     WHERE u.id IS NOT NULL AND m.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_messages')))) AS p(pair);
+    v_candidates := pg_catalog.format(
+        'WITH pairs AS (
+             SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+               FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+         cand AS (
+             SELECT u.ctid AS tid,
+                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+              WHERE u.ig_account_id IS NULL
+              GROUP BY u.ctid)', v_rel);
+    v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         UPDATE %s u SET ig_account_id = c.accounts[1]
+           FROM cand c
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+      RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+    rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                          m.r -> 'accounts')
+           END
+      FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         DELETE FROM %1$s u USING cand c
+          WHERE u.ctid = c.tid
+      RETURNING pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(c.accounts),
+                                              ''row_data'', pg_catalog.to_jsonb(u))', v_rel),
+             v_pairs)) AS m(r);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+
+    -- The business account stored as its own participant: the trap that
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
+    rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        't.ig_user_id::text = t.ig_account_id::text
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
+
+    /*
+     * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
+     * (it keeps the app's own columns and fetch state); each identity column
+     * takes the freshest non-null value of the group. The absorbed rows go to
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
+     */
+    v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+        'WITH g AS (
+             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+               FROM %1$s u
+              GROUP BY u.ig_account_id, u.ig_user_id
+             HAVING pg_catalog.count(*) > 1),
+         kept AS (
+             UPDATE %1$s u
+                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+               FROM g
+              WHERE u.ctid = g.keep
+          RETURNING 1)
+         DELETE FROM %1$s u USING g
+          WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+      RETURNING pg_catalog.to_jsonb(u)',
+        v_rel));
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label, 'merged_duplicate', r.row_data
+      FROM pg_catalog.unnest(v_rows) AS r(row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+    SELECT pg_catalog.count(*) INTO v_n
+      FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+              FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+    rows_merged := rows_merged + v_n;
+
+    -- profile_pic is what current code writes; profile_pic_url is kept
+    -- equal for older readers.
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+        'UPDATE %s u
+            SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
+                profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
+                  AND NOT a.attnotnull) THEN
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
+    END IF;
+
+    -- A UNIQUE constraint, not a primary key: the app's table may already
+    -- have one (an id column).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        PERFORM ig_identity.require_free_name(v_rel,
+            'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.as_owner(regclass, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.quarantine_rows(regclass, text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.partition_key_columns(regclass) FROM PUBLIC;
+-- ---- end: the repair as the inbox tables' owners ----
+-- ---- begin: ids of another account ----
+-- (src/sql/35_tenant_ids.sql; the store upserts of 30_fetch.sql, which since the mixed-owners change read no other table)
+/* ------------------------------------------------------------------------
+ * Ids of another account (issue 12)
+ *
+ * Conversation and message ids are the Graph API's and the inbox tables are
+ * keyed on them alone, so a write for account A can meet a row that account
+ * B already stores under the same id (a webhook misrouted by the app, two
+ * tenants of one database fed the same fixture, a buggy proxy). The upserts
+ * (store_conversations, store_messages) never change such a row; once they
+ * have run, the readers below tell which ids are stored for another
+ * account, and A's copies of those rows go to ig_identity.quarantine with
+ * reason 'id_of_another_account' (once per distinct copy), with a WARNING
+ * naming how many. Both stay: B's row where it was, A's copy in the
+ * quarantine.
+ * ------------------------------------------------------------------------ */
+
+-- Readers (run as the table's owner, like every inbox read): which of
+-- p_ids the table stores for an account other than p_ig_account_id.
+CREATE FUNCTION ig_identity.read_foreign_conversation_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.id::text), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.id::text = ANY (p_ids)
+       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+$$;
+
+CREATE FUNCTION ig_identity.read_foreign_message_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT m.id::text), '{}')
+      FROM @extschema@.instagram_messages m
+     WHERE m.id::text = ANY (p_ids)
+       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+$$;
+
+-- Stores the copies (as the extension owner: the quarantine is private);
+-- a copy already set aside is not stored again. Returns how many.
+CREATE FUNCTION ig_identity.set_aside_foreign_ids(p_table text, p_ig_account_id text, p_rows jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_label text := ig_identity.table_label(
+        pg_catalog.format('%s.%I', '@extschema@', p_table)::pg_catalog.regclass);
+    v_n bigint;
+BEGIN
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT DISTINCT v_label, 'id_of_another_account', r.row_data
+      FROM pg_catalog.jsonb_array_elements(p_rows) AS r(row_data)
+     WHERE NOT EXISTS (SELECT 1 FROM ig_identity.quarantine q
+                        WHERE q.reason OPERATOR(pg_catalog.=) 'id_of_another_account'
+                          AND q.source_table OPERATOR(pg_catalog.=) v_label
+                          AND q.row_data OPERATOR(pg_catalog.=) r.row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 THEN
+        RAISE WARNING USING
+            MESSAGE = pg_catalog.format('ig_identity kept %s of account %s out of %s: another account stores %s',
+                                        v_n OPERATOR(pg_catalog.||) CASE WHEN v_n OPERATOR(pg_catalog.=) 1 THEN ' row' ELSE ' rows' END,
+                                        p_ig_account_id, v_label,
+                                        CASE WHEN v_n OPERATOR(pg_catalog.=) 1 THEN 'its id' ELSE 'their ids' END),
+            DETAIL  = 'The other account''s rows are unchanged; these copies are in ig_identity.quarantine with reason id_of_another_account.',
+            HINT    = 'Check which account the app routes these webhooks or syncs to: one conversation or message belongs to one account.';
+    END IF;
+    RETURN v_n;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.set_aside_foreign_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[], p_foreign text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ig_identity.set_aside_foreign_ids('instagram_conversations', p_ig_account_id,
+        COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'id', s.id, 'ig_account_id', p_ig_account_id, 'location_id', p_location_id,
+            'participant_igsid', s.participant, 'updated_time', s.updated)), '[]'))
+      FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
+     WHERE s.id OPERATOR(pg_catalog.=) ANY (p_foreign) -- (unnest of several arrays: the FROM form, unqualified)
+$$;
+
+CREATE FUNCTION ig_identity.set_aside_foreign_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[], p_foreign text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ig_identity.set_aside_foreign_ids('instagram_messages', p_ig_account_id,
+        COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+            'id', s.id, 'conversation_id', s.conversation_id, 'ig_account_id', p_ig_account_id,
+            'from_id', s.from_id, 'to_id', s.to_id, 'message', s.message,
+            'created_at', s.created_at, 'is_echo', s.is_echo)), '[]'))
+      FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+           AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+     WHERE s.id OPERATOR(pg_catalog.=) ANY (p_foreign) -- (unnest of several arrays: the FROM form, unqualified)
+$$;
+-- Upserts one page of conversations from the Conversations API and returns
+-- the ids of those that are new or changed since the last sync, whose
+-- messages are worth storing (running a sync twice stores nothing twice).
+-- Like store_messages, it touches only inbox tables and runs with its
+-- caller's rights: the C code calls it as the table's owner (inbox.cpp).
+CREATE OR REPLACE FUNCTION ig_identity.store_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[])
+RETURNS text[]
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH before AS (
+        SELECT c.id, c.updated_time
+          FROM @extschema@.instagram_conversations c
+         WHERE c.id = ANY (p_ids)
+    ), up AS (
+        INSERT INTO @extschema@.instagram_conversations AS c
+               (id, ig_account_id, location_id, participant_igsid, updated_time)
+        SELECT s.id, p_ig_account_id, p_location_id, s.participant, s.updated
+          FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
+        ON CONFLICT (id) DO UPDATE
+           SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
+               location_id = COALESCE(c.location_id, EXCLUDED.location_id),
+               updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
+         WHERE c.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
+        RETURNING c.id, c.updated_time
+    )
+    SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
+      FROM up LEFT JOIN before b ON b.id = up.id
+     WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+$$;
+-- Stores messages (sync or webhook), deduplicated on the message id (mid);
+-- a message first seen without its conversation gets it when one is known.
+-- Returns how many were new.
+CREATE OR REPLACE FUNCTION ig_identity.store_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages AS m
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+        ON CONFLICT (id) DO UPDATE
+           SET conversation_id = EXCLUDED.conversation_id
+         WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+        RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted) FROM ins
+$$;
+REVOKE ALL ON FUNCTION ig_identity.read_foreign_conversation_ids(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.read_foreign_message_ids(text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_ids(text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_conversations(text, text, text[], text[], timestamptz[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.set_aside_foreign_messages(text, text[], text[], text[], text[], text[], timestamptz[], boolean[], text[]) FROM PUBLIC;
+-- ---- end: ids of another account ----
+-- ---- begin: a partitioned instagram_messages ----
+-- (src/sql/36_partitioned_inbox.sql)
+/* ------------------------------------------------------------------------
+ * A declaratively partitioned instagram_messages (issue 12)
+ *
+ * Messages partitioned by month are common. PostgreSQL cannot hold a unique
+ * index on id alone across partitions (every unique index of a partitioned
+ * table includes the partition key), so ON CONFLICT (id) has nothing to
+ * infer from. For such a table the C code (inbox.cpp) calls this writer
+ * instead of store_messages: it takes a transaction-scoped advisory lock per
+ * message id, in id order, then, each statement with a fresh snapshot (a
+ * volatile SQL function), completes a known message's conversation and
+ * inserts the ids not yet stored. Concurrent writers of one id therefore
+ * wait for each other and the second sees the first's row (READ COMMITTED,
+ * the default; under REPEATABLE READ the repair's unique index on id and
+ * the partition key is what stops an exact duplicate). Same arguments and
+ * result as store_messages; runs as the table's owner.
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION ig_identity.store_messages_partitioned(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('ig_identity.instagram_messages'),
+                                                             pg_catalog.hashtext(l.id)))
+      FROM (SELECT DISTINCT u.id FROM unnest(p_ids) AS u(id) WHERE u.id IS NOT NULL ORDER BY u.id) AS l;
+
+    WITH rows AS (
+        SELECT s.id,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
+               AS s(id, conversation_id, from_id, to_id, is_echo)
+    )
+    UPDATE @extschema@.instagram_messages m
+       SET conversation_id = r.conv
+      FROM (SELECT DISTINCT ON (rows.id) rows.id, rows.conv FROM rows ORDER BY rows.id) AS r
+     WHERE m.id = r.id AND m.conversation_id IS NULL AND r.conv IS NOT NULL
+       AND m.ig_account_id = p_ig_account_id; -- never another account's row (35_tenant_ids.sql)
+
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+         WHERE r.id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.instagram_messages m WHERE m.id = r.id)
+         ORDER BY r.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM ins
+$$;
+REVOKE ALL ON FUNCTION ig_identity.store_messages_partitioned(text, text[], text[], text[], text[], text[], timestamptz[], boolean[]) FROM PUBLIC;
+-- ---- end: a partitioned instagram_messages ----
+-- ---- begin: inbox tables with different owners ----
+-- (src/sql/37_mixed_owners.sql)
+/* ------------------------------------------------------------------------
+ * Inbox tables with different owners (issue 12)
+ *
+ * Each inbox table is read and written as its own owner. A message stored
+ * without its conversation id takes the account's newest conversation with
+ * that participant: this reader finds it, as the owner of
+ * instagram_conversations, and the C code (inbox.cpp) passes the filled
+ * array to store_messages, which runs as the owner of instagram_messages
+ * and reads no other table. Neither owner needs a grant on the other's
+ * table, and the conversations owner's policies never run as the messages
+ * owner.
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION ig_identity.read_message_conversations(p_ig_account_id text, p_conversation_ids text[],
+                                                       p_from text[], p_to text[], p_echo boolean[])
+RETURNS text[]
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(
+               COALESCE(s.conversation_id,
+                        (SELECT c.id::text FROM @extschema@.instagram_conversations c
+                          WHERE c.ig_account_id = p_ig_account_id
+                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
+                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1))
+               ORDER BY s.n), '{}')
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) WITH ORDINALITY
+           AS s(conversation_id, from_id, to_id, is_echo, n)
+$$;
+REVOKE ALL ON FUNCTION ig_identity.read_message_conversations(text, text[], text[], text[], boolean[]) FROM PUBLIC;
+-- ---- end: inbox tables with different owners ----
+-- Review of issue 12 (TAP 018_repair_side_effects): the repair's owner
+-- section no longer runs SET CONSTRAINTS ALL IMMEDIATE (C code only); a
+-- partition with another owner and an owner without CREATE on the schema
+-- get clear errors; the partitioned writer's per-id lock is a row of a
+-- private table instead of an advisory lock anyone can take.
+CREATE OR REPLACE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
+RETURNS regclass
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_oid     oid;
+    v_relkind "char";
+    v_other   name;
+BEGIN
+    SELECT c.oid, c.relkind INTO v_oid, v_relkind
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = p_nsp AND c.relname = p_name;
+    IF v_oid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions; the repair
+        -- works on them as the parent's owner, so each must have it
+        -- (the same check as the C code's, src/pg/privilege.cpp)
+        SELECT c.relname INTO v_other
+          FROM pg_catalog.pg_partition_tree(v_oid) t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+         WHERE c.relowner OPERATOR(pg_catalog.<>) (SELECT p.relowner FROM pg_catalog.pg_class p
+                                                    WHERE p.oid OPERATOR(pg_catalog.=) v_oid)
+         ORDER BY c.relname
+         LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('partition "%s" of inbox table "%s.%s" has another owner',
+                                            v_other,
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                              WHERE n.oid OPERATOR(pg_catalog.=) p_nsp),
+                                            p_name),
+                DETAIL  = 'ig_identity works on a partitioned table as its owner, so every partition must have that owner.',
+                HINT    = 'Run ALTER TABLE ... OWNER TO the partitioned table''s owner, then install ig_identity again.';
+        END IF;
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
+    IF v_relkind <> 'r' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
+                                        v_relkind),
+            HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = v_oid) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
+                                        v_oid::pg_catalog.regclass),
+            DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
+    END IF;
+    RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.require_owner_create(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT n.nspname, pg_catalog.pg_get_userbyid(o.relowner) AS owner
+          FROM (SELECT p_rel::pg_catalog.oid AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(p_rel) t) AS t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          JOIN pg_catalog.pg_class o ON o.oid OPERATOR(pg_catalog.=) p_rel
+         WHERE NOT pg_catalog.has_schema_privilege(o.relowner, c.relnamespace, 'CREATE')
+         ORDER BY 1
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('cannot repair %s: its owner %s has no CREATE privilege on schema %s',
+                                        p_rel, r.owner, r.nspname),
+            DETAIL  = 'The repair builds the unique index ig_identity needs as the table''s owner, and PostgreSQL requires that role''s CREATE privilege on the schema for a new index.',
+            HINT    = pg_catalog.format('Run GRANT CREATE ON SCHEMA %I TO %I; then CREATE EXTENSION ig_identity (or SELECT * FROM ig_identity_repair()) again. The grant may be revoked after the repair.',
+                                        r.nspname, r.owner);
+    END LOOP;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
+BEGIN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
+        RETURN 0;
+    END IF;
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
+    -- Keep a row that knows its account, then the physically first one.
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.tableoid AS rel, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.id
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_repair(
+    OUT tables_created   int,
+    OUT columns_added    int,
+    OUT rows_recovered   bigint,
+    OUT rows_merged      bigint,
+    OUT rows_quarantined bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- '@extschema@' is the quoted schema name; regnamespace parses it back.
+    v_nsp    oid := '@extschema@'::pg_catalog.regnamespace;
+    v_schema name;
+    v_rel    regclass;
+    v_label  text;
+    v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
+BEGIN
+    tables_created := 0;
+    columns_added := 0;
+    rows_recovered := 0;
+    rows_merged := 0;
+    rows_quarantined := 0;
+    SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+
+    /*
+     * Conversations and messages first: the user cache's lost accounts are
+     * recovered from them, after their duplicates are gone.
+     */
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_conversations (
+                 id                text PRIMARY KEY,
+                 ig_account_id     text NOT NULL,
+                 location_id       text,
+                 participant_igsid text,
+                 updated_time      timestamptz,
+                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_account_participant_idx
+                 ON %s (ig_account_id, participant_igsid)', v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'ig_account_id', 'location_id', 'participant_igsid']::name[]);
+        -- Added nullable: existing rows have no value, and their app data
+        -- is not ours to force.
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',                'text'],
+            ['ig_account_id',     'text'],
+            ['location_id',       'text'],
+            ['participant_igsid', 'text'],
+            ['updated_time',      'timestamptz'],
+            ['created_at',        'timestamptz NOT NULL DEFAULT now()']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_conversations_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_messages (
+                 id              text PRIMARY KEY,
+                 conversation_id text,
+                 ig_account_id   text NOT NULL,
+                 from_id         text,
+                 to_id           text,
+                 message         text,
+                 created_at      timestamptz,
+                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
+            v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'conversation_id', 'ig_account_id', 'from_id', 'to_id']::name[]);
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',              'text'],
+            ['conversation_id', 'text'],
+            ['ig_account_id',   'text'],
+            ['from_id',         'text'],
+            ['to_id',           'text'],
+            ['message',         'text'],
+            ['created_at',      'timestamptz'],
+            ['is_echo',         'boolean NOT NULL DEFAULT false']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_messages_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_user_cache (
+                 ig_account_id   text NOT NULL,
+                 ig_user_id      text NOT NULL,
+                 username        text,
+                 name            text,
+                 profile_pic     text,
+                 profile_pic_url text,
+                 last_fetched_at timestamptz,
+                 fetch_status    text NOT NULL DEFAULT ''ok''
+                                 CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error'')),
+                 last_error_code int,
+                 fetch_attempts  int NOT NULL DEFAULT 0,
+                 next_fetch_at   timestamptz,
+                 created_at      timestamptz NOT NULL DEFAULT now(),
+                 updated_at      timestamptz NOT NULL DEFAULT now(),
+                 CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                     PRIMARY KEY (ig_account_id, ig_user_id))', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+        RETURN;
+    END IF;
+
+    /*
+     * A legacy identity cache: the table that held the bug.
+     */
+    v_label := ig_identity.table_label(v_rel);
+    IF NOT ig_identity.has_column(v_rel, 'ig_user_id') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has no column ig_user_id', v_rel),
+            DETAIL  = 'Without the participant id the rows cannot be identified.',
+            HINT    = 'Rename the table if it is not the inbox identity cache, then install ig_identity again.';
+    END IF;
+    PERFORM ig_identity.require_text_columns(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]);
+    -- ig_account_id, when missing, is added nullable and recovered below
+    -- like any other lost account.
+    columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+        ['ig_account_id',   'text'],
+        ['username',        'text'],
+        ['name',            'text'],
+        ['profile_pic',     'text'],
+        ['profile_pic_url', 'text'],
+        ['last_fetched_at', 'timestamptz'],
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        ['last_error_code', 'int'],
+        ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
+        ['next_fetch_at',   'timestamptz'],
+        ['created_at',      'timestamptz NOT NULL DEFAULT now()'],
+        ['updated_at',      'timestamptz NOT NULL DEFAULT now()']]);
+
+    -- A row without a participant id identifies nobody.
+    rows_quarantined := rows_quarantined
+        + ig_identity.quarantine_rows(v_rel, 'missing_user_id', 't.ig_user_id IS NULL');
+
+    /*
+     * Lost accounts. The accounts that talk to a participant are the ones
+     * whose conversations name it or whose messages it sent or received.
+     * Exactly one: that is its account. None or several: the row cannot be
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
+     */
+    SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+      INTO v_pairs
+      FROM pg_catalog.unnest(
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                      FROM %s c
+                     WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_conversations')))
+               OPERATOR(pg_catalog.||)
+               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                   'SELECT DISTINCT pg_catalog.jsonb_build_array(u.id::text, m.ig_account_id::text)
+                      FROM %s m CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+                     WHERE u.id IS NOT NULL AND m.ig_account_id IS NOT NULL',
+                   ig_identity.inbox_table(v_nsp, 'instagram_messages')))) AS p(pair);
+    v_candidates := pg_catalog.format(
+        'WITH pairs AS (
+             SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+               FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+         cand AS (
+             SELECT u.ctid AS tid,
+                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+              WHERE u.ig_account_id IS NULL
+              GROUP BY u.ctid)', v_rel);
+    v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         UPDATE %s u SET ig_account_id = c.accounts[1]
+           FROM cand c
+          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+      RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+    rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+           CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                          m.r -> 'accounts')
+           END
+      FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+         DELETE FROM %1$s u USING cand c
+          WHERE u.ctid = c.tid
+      RETURNING pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(c.accounts),
+                                              ''row_data'', pg_catalog.to_jsonb(u))', v_rel),
+             v_pairs)) AS m(r);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+
+    -- The business account stored as its own participant: the trap that
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
+    rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        't.ig_user_id::text = t.ig_account_id::text
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
+
+    /*
+     * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
+     * (it keeps the app's own columns and fetch state); each identity column
+     * takes the freshest non-null value of the group. The absorbed rows go to
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
+     */
+    v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+        'WITH g AS (
+             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+               FROM %1$s u
+              GROUP BY u.ig_account_id, u.ig_user_id
+             HAVING pg_catalog.count(*) > 1),
+         kept AS (
+             UPDATE %1$s u
+                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+               FROM g
+              WHERE u.ctid = g.keep
+          RETURNING 1)
+         DELETE FROM %1$s u USING g
+          WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+      RETURNING pg_catalog.to_jsonb(u)',
+        v_rel));
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT v_label, 'merged_duplicate', r.row_data
+      FROM pg_catalog.unnest(v_rows) AS r(row_data);
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    rows_quarantined := rows_quarantined + v_n;
+    SELECT pg_catalog.count(*) INTO v_n
+      FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+              FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+    rows_merged := rows_merged + v_n;
+
+    -- profile_pic is what current code writes; profile_pic_url is kept
+    -- equal for older readers.
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+        'UPDATE %s u
+            SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
+                profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
+                  AND NOT a.attnotnull) THEN
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
+    END IF;
+
+    -- A UNIQUE constraint, not a primary key: the app's table may already
+    -- have one (an id column).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        PERFORM ig_identity.require_free_name(v_rel,
+            'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.require_owner_create(v_rel);
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
+    END IF;
+END
+$fn$;
+
+CREATE TABLE ig_identity.message_id_locks (slot int PRIMARY KEY);
+INSERT INTO ig_identity.message_id_locks (slot) SELECT pg_catalog.generate_series(0, 1023);
+
+CREATE FUNCTION ig_identity.lock_message_ids(p_ids text[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.count(*)
+      FROM (SELECT l.slot
+              FROM ig_identity.message_id_locks l
+             WHERE l.slot OPERATOR(pg_catalog.=) ANY (ARRAY(
+                       SELECT pg_catalog.hashtext(u.id) OPERATOR(pg_catalog.&) 1023
+                         FROM pg_catalog.unnest(p_ids) AS u(id)
+                        WHERE u.id IS NOT NULL))
+             ORDER BY l.slot
+               FOR UPDATE) AS s
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.store_messages_partitioned(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE sql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rows AS (
+        SELECT s.id,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_echo)
+               AS s(id, conversation_id, from_id, to_id, is_echo)
+    )
+    UPDATE @extschema@.instagram_messages m
+       SET conversation_id = r.conv
+      FROM (SELECT DISTINCT ON (rows.id) rows.id, rows.conv FROM rows ORDER BY rows.id) AS r
+     WHERE m.id = r.id AND m.conversation_id IS NULL AND r.conv IS NOT NULL
+       AND m.ig_account_id = p_ig_account_id; -- never another account's row (35_tenant_ids.sql)
+
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+         WHERE r.id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.instagram_messages m WHERE m.id = r.id)
+         ORDER BY r.id
+        RETURNING 1
+    )
+    SELECT pg_catalog.count(*) FROM ins
+$$;
+
+REVOKE ALL ON FUNCTION ig_identity.require_owner_create(regclass) FROM PUBLIC;
+REVOKE ALL ON TABLE ig_identity.message_id_locks FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.lock_message_ids(text[]) FROM PUBLIC;
+
 -- ==== end of issue 12 ====
 
 
@@ -381,11 +1636,633 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_verify_webhook_signature';
 COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) IS
     'true when signature_header is sha256=<hex HMAC-SHA256(app_secret, raw_body)>; verify the raw body before parsing it';
+-- Webhooks, every shape: standby events, unsends, attachments and
+-- replies, postbacks and referrals, and dead letters (src/sql/35_webhooks.sql).
+CREATE TABLE ig_identity.message_details (
+    ig_account_id text NOT NULL,
+    mid           text NOT NULL,
+    kind          text NOT NULL
+                  CHECK (kind IN ('text', 'attachment', 'unsupported', 'deleted', 'empty')),
+    attachments   jsonb CHECK (pg_catalog.jsonb_typeof(attachments) = 'array'),
+    reply_to      jsonb CHECK (pg_catalog.jsonb_typeof(reply_to) = 'object'),
+    deleted_at    timestamptz,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (ig_account_id, mid)
+);
+
+CREATE TABLE ig_identity.webhook_events (
+    id            bigserial PRIMARY KEY,
+    ig_account_id text NOT NULL,
+    ig_user_id    text NOT NULL,
+    kind          text NOT NULL CHECK (kind IN ('postback', 'referral')),
+    mid           text,
+    occurred_at   timestamptz NOT NULL,
+    payload       jsonb NOT NULL,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- A delivery Meta sends again stores nothing twice.
+CREATE UNIQUE INDEX webhook_events_once
+    ON ig_identity.webhook_events (ig_account_id, ig_user_id, kind, occurred_at,
+                                   pg_catalog.md5(payload::pg_catalog.text));
+
+CREATE TABLE ig_identity.webhook_dead_letters (
+    id            bigserial PRIMARY KEY,
+    received_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    ig_account_id text,
+    reason        text NOT NULL,
+    raw           jsonb NOT NULL
+);
+CREATE INDEX webhook_dead_letters_account ON ig_identity.webhook_dead_letters (ig_account_id);
+
+REVOKE ALL ON ig_identity.message_details, ig_identity.webhook_events,
+              ig_identity.webhook_dead_letters FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ig_identity.webhook_events_id_seq,
+                       ig_identity.webhook_dead_letters_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.message_details', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('ig_identity.webhook_dead_letters_id_seq', '');
+
+-- A message's details: its kind (what it was, also once unsent), its
+-- attachments and reply_to; a later delivery of the same mid keeps what is
+-- known. A plain text message has no row (so most messages cost nothing
+-- here) until it is unsent: kind 'deleted' is a message unsent while plain
+-- text or never seen. Runs as the extension owner.
+CREATE FUNCTION ig_identity.store_message_details(p_ig_account_id text, p_mids text[], p_kinds text[],
+                                                  p_attachments text[], p_reply_to text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.message_details AS d (ig_account_id, mid, kind, attachments, reply_to)
+        SELECT DISTINCT ON (s.mid) p_ig_account_id, s.mid, s.kind, s.att::jsonb, s.rep::jsonb
+          FROM unnest(p_mids, p_kinds, p_attachments, p_reply_to) WITH ORDINALITY AS s(mid, kind, att, rep, n)
+         ORDER BY s.mid, s.n DESC
+        ON CONFLICT (ig_account_id, mid) DO UPDATE
+           SET attachments = COALESCE(d.attachments, EXCLUDED.attachments),
+               reply_to = COALESCE(d.reply_to, EXCLUDED.reply_to),
+               kind = EXCLUDED.kind
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- Unsends, extension owner's half: the message is marked deleted (a row
+-- is kept even when the message itself was never seen, so a later copy of
+-- it is known to be unsent).
+CREATE FUNCTION ig_identity.record_unsends(p_ig_account_id text, p_mids text[])
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.message_details AS d (ig_account_id, mid, kind, deleted_at)
+    SELECT DISTINCT p_ig_account_id, s.mid, 'deleted', pg_catalog.now()
+      FROM unnest(p_mids) AS s(mid)
+    ON CONFLICT (ig_account_id, mid) DO UPDATE
+       SET deleted_at = COALESCE(d.deleted_at, EXCLUDED.deleted_at)
+$$;
+
+-- Of these mids, those already unsent: their text must never be shown.
+CREATE FUNCTION ig_identity.unsent_mids(p_ig_account_id text, p_mids text[])
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(d.mid), '{}')
+      FROM ig_identity.message_details d
+     WHERE d.ig_account_id = p_ig_account_id AND d.mid = ANY (p_mids) AND d.deleted_at IS NOT NULL
+$$;
+
+-- Unsends, inbox half (runs as instagram_messages' owner, like
+-- store_messages): the row stays, its text goes. Returns the rows cleared.
+CREATE FUNCTION ig_identity.clear_unsent_messages(p_ig_account_id text, p_mids text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH up AS (
+        UPDATE @extschema@.instagram_messages m
+           SET message = NULL
+         WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL
+        RETURNING 1
+    )
+    SELECT count(*) FROM up
+$$;
+
+-- Postbacks and referrals. Returns how many were new.
+CREATE FUNCTION ig_identity.store_webhook_events(p_ig_account_id text, p_kinds text[], p_users text[],
+                                                 p_mids text[], p_occurred timestamptz[], p_payloads text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.webhook_events (ig_account_id, ig_user_id, kind, mid, occurred_at, payload)
+        SELECT p_ig_account_id, s.uid, s.kind, s.mid, s.at, s.payload::jsonb
+          FROM unnest(p_kinds, p_users, p_mids, p_occurred, p_payloads) AS s(kind, uid, mid, at, payload)
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- Dead letters: each one a delivery of a single entry or event.
+CREATE FUNCTION ig_identity.store_dead_letters(p_accounts text[], p_reasons text[], p_raw text[])
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH ins AS (
+        INSERT INTO ig_identity.webhook_dead_letters (ig_account_id, reason, raw)
+        SELECT s.acc, s.reason, s.raw::jsonb
+          FROM unnest(p_accounts, p_reasons, p_raw) WITH ORDINALITY AS s(acc, reason, raw, n)
+         ORDER BY s.n
+        RETURNING 1
+    )
+    SELECT count(*) FROM ins
+$$;
+
+-- ig_ingest_webhook returns three more counts: a new row type, so the
+-- function is dropped and created again; the EXECUTE grants roles had on
+-- it are given back.
+DO $do$
+DECLARE
+    v_acl   aclitem[];
+    v_owner oid;
+    v_init  aclitem[];
+    v_regranted boolean := false;
+    r       record;
+BEGIN
+    SELECT p.proacl, p.proowner INTO v_acl, v_owner
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
+    DROP FUNCTION @extschema@.ig_ingest_webhook(jsonb);
+    CREATE FUNCTION @extschema@.ig_ingest_webhook(payload jsonb)
+    RETURNS TABLE (messages_stored int, duplicates int, events_skipped int, participants_queued int,
+                   messages_deleted int, events_stored int, dead_letters int)
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
+    REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+    SELECT p.proacl INTO v_init
+      FROM pg_catalog.pg_proc p
+     WHERE p.oid = '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure;
+    FOR r IN
+        SELECT g.rolname, pg_catalog.bool_or(a.is_grantable) AS grantable
+          FROM pg_catalog.aclexplode(v_acl) a
+          JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+         WHERE a.grantee OPERATOR(pg_catalog.<>) v_owner AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+         GROUP BY g.rolname
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) TO %I%s',
+                                  r.rolname, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        v_regranted := true;
+    END LOOP;
+    -- A GRANT inside an extension script is recorded as one of the
+    -- extension's initial privileges, which pg_dump leaves out: the
+    -- initial privileges go back to what a fresh install has, so a dump
+    -- of the updated database still carries the grants given back.
+    IF v_regranted THEN
+        UPDATE pg_catalog.pg_init_privs i
+           SET initprivs = v_init
+         WHERE i.objoid OPERATOR(pg_catalog.=) '@extschema@.ig_ingest_webhook(jsonb)'::pg_catalog.regprocedure
+           AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND i.objsubid OPERATOR(pg_catalog.=) 0;
+    END IF;
+END
+$do$;
+
+-- Parses every dead letter again (after an upgrade taught the parser a new
+-- shape): those that now read are stored as a delivery would be, and
+-- removed; the others stay, with the reason of this attempt.
+CREATE FUNCTION @extschema@.ig_identity_replay_dead_letters()
+RETURNS TABLE (replayed int, still_dead int)
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_replay_dead_letters';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_replay_dead_letters() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_replay_dead_letters() IS
+    'Stores the webhook dead letters that parse now and removes them; the rest stay in ig_identity.webhook_dead_letters';
+REVOKE ALL ON FUNCTION ig_identity.store_message_details(text, text[], text[], text[], text[]),
+                       ig_identity.record_unsends(text, text[]),
+                       ig_identity.unsent_mids(text, text[]),
+                       ig_identity.clear_unsent_messages(text, text[]),
+                       ig_identity.store_webhook_events(text, text[], text[], text[], timestamptz[], text[]),
+                       ig_identity.store_dead_letters(text[], text[], text[])
+    FROM PUBLIC;
+
+-- The status view gains the dead-letter count, at the end.
+CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN @extschema@.ig_identity_worker_state() w;
 -- ==== end of issue 14 ====
 
 
 
 -- ==== issue 14b: API versions, app secret, token refresh ====
+-- app_secret: the Meta app's secret when the app requires appsecret_proof
+-- (NULL: it does not); a credential like the token, so it lives beside it,
+-- where no role but the extension's owner reads, sealed like the token
+-- (ig_identity.seal_secret, bound to 'app_secret:' || the account id).
+-- Written only by ig_identity.connect_account, read only through
+-- ig_identity.account_secrets.
+-- expires_at: when an Instagram Login token stops working, known once the
+-- worker has refreshed it (NULL: unknown, or a Page token that does not
+-- expire by itself). refresh_failed_at: the last failed refresh, so that a
+-- failing account is tried again an hour later, not every cycle.
+ALTER TABLE ig_identity.account_tokens
+    ADD COLUMN app_secret bytea,
+    ADD COLUMN expires_at timestamptz,
+    ADD COLUMN refresh_failed_at timestamptz;
+ALTER TABLE ig_identity.account_tokens ALTER COLUMN app_secret SET STATISTICS 0;
+
+-- The /me check with the app secret's proof (p_sealed_app_secret: the
+-- stored, sealed secret; NULL: none); same C function, which opens it.
+CREATE FUNCTION ig_identity.check_account_token(p_api_host text, p_access_token text,
+                                                p_ig_account_id text, p_sealed_app_secret bytea)
+RETURNS text
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_check_account_token';
+REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text, bytea) FROM PUBLIC;
+
+/*
+ * Registers an account or rotates its credentials, with the app secret of a
+ * Meta app that has "Require App Secret" on (NULL: the app does not, and a
+ * stored secret is forgotten). Every Graph call for the account then carries
+ * appsecret_proof. Call it with bind parameters: log_statement would log
+ * literals.
+ */
+CREATE FUNCTION @extschema@.ig_connect_account(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    access_token  text,
+    api_host      text,
+    app_secret    text)
+RETURNS ig_identity.connected_account
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT * FROM ig_identity.connect_account($1, $2, $3, $4, $5, $6, false)
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, text, text) IS
+    'Registers an Instagram account or rotates its token and app secret (superusers and roles granted EXECUTE)';
+
+-- The app secrets of connected accounts, for the fetcher: the one place a
+-- secret is read (sealed, as hex; the fetcher opens it).
+CREATE FUNCTION ig_identity.account_secrets(p_location_id text, p_ig_account_id text)
+RETURNS TABLE (ig_account_id text, app_secret text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, pg_catalog.encode(t.app_secret, 'hex')
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
+       AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
+       AND t.app_secret IS NOT NULL
+$$;
+REVOKE ALL ON FUNCTION ig_identity.account_secrets(text, text) FROM PUBLIC;
+
+-- Instagram Login accounts whose token the worker refreshes now: older than
+-- p_age (set or last refreshed that long ago; Meta refreshes a token only
+-- once it is 24 hours old), not known to have expired, not stopped for
+-- reauthentication, and not failed within the last hour.
+CREATE FUNCTION ig_identity._tokens_due_for_refresh(p_age interval, p_limit int)
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE a.api_host = 'graph.instagram.com'
+       AND a.status IN ('active', 'paused')
+       AND t.rotated_at <= pg_catalog.now() - p_age
+       AND (t.expires_at IS NULL OR t.expires_at > pg_catalog.now())
+       AND (t.refresh_failed_at IS NULL
+            OR t.refresh_failed_at <= pg_catalog.now() - interval '1 hour')
+     ORDER BY t.rotated_at, a.ig_account_id COLLATE "C"
+     LIMIT p_limit
+$$;
+REVOKE ALL ON FUNCTION ig_identity._tokens_due_for_refresh(interval, int) FROM PUBLIC;
+
+-- Stores a refreshed token and its expiry in one statement, unless the token
+-- was rotated since the worker read it (p_rotated_at): ig_connect_account's
+-- newer token wins. The worker seals the token before the call (bound to
+-- 'access_token:' || the account id): a plain token as an argument would be
+-- printed by auto_explain (log_verbose), its plans holding the values.
+-- The account row is locked first, as on every path that touches both.
+-- Returns whether it was stored.
+CREATE FUNCTION ig_identity._store_refreshed_token(p_ig_account_id text, p_rotated_at timestamptz,
+                                                   p_sealed_token bytea, p_expires_in bigint)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM 1 FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false; -- disconnected meanwhile
+    END IF;
+    UPDATE ig_identity.account_tokens t
+       SET access_token = p_sealed_token,
+           rotated_at = pg_catalog.now(),
+           expires_at = pg_catalog.now() + pg_catalog.make_interval(secs => p_expires_in),
+           refresh_failed_at = NULL
+     WHERE t.ig_account_id = p_ig_account_id
+       AND t.rotated_at = p_rotated_at;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    -- a refresh failure shown before is over
+    UPDATE ig_identity.accounts a
+       SET last_error = NULL, last_error_code = NULL, updated_at = pg_catalog.now()
+     WHERE a.ig_account_id = p_ig_account_id
+       AND a.last_error LIKE 'token refresh failed%';
+    RETURN true;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity._store_refreshed_token(text, timestamptz, bytea, bigint) FROM PUBLIC;
+
+-- A failed refresh: the old token stays; the account shows the error (and is
+-- stopped for reauthentication when Meta says the token is dead, 190), and
+-- the next try waits an hour. Void when the token was rotated meanwhile.
+CREATE FUNCTION ig_identity._record_token_refresh_failure(p_ig_account_id text, p_rotated_at timestamptz,
+                                                          p_error_code int, p_error text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM 1 FROM ig_identity.accounts a WHERE a.ig_account_id = p_ig_account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE ig_identity.account_tokens t
+       SET refresh_failed_at = pg_catalog.now()
+     WHERE t.ig_account_id = p_ig_account_id
+       AND t.rotated_at = p_rotated_at;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM ig_identity.record_account_event(
+        p_ig_account_id,
+        CASE WHEN p_error_code = 190 THEN 'reauth_required' ELSE 'active' END,
+        NULL, p_error_code, 'token refresh failed: ' || p_error, NULL, false, p_rotated_at);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity._record_token_refresh_failure(text, timestamptz, int, text) FROM PUBLIC;
+
+/*
+ * Registers an account or rotates its credentials. Everything is validated
+ * before any row is written, and no message repeats an argument, so the
+ * token cannot come back in an error (a failed INSERT would echo its row; a
+ * token passed in the wrong position would be echoed by a message quoting
+ * that argument). Call it with a bind parameter: log_statement would log a
+ * literal token.
+ *
+ * Both ig_connect_account signatures land here: the released five-argument
+ * one keeps the account's app secret (keep_app_secret), the six-argument one
+ * sets it (NULL: the app requires no appsecret_proof). The one place that
+ * writes an app secret. Private: the callers run as the extension's owner.
+ */
+CREATE FUNCTION ig_identity.connect_account(
+    location_id     text,
+    ig_account_id   text,
+    self_igsid      text,
+    access_token    text,
+    api_host        text,
+    app_secret      text,
+    keep_app_secret boolean)
+RETURNS ig_identity.connected_account
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_result ig_identity.connected_account;
+    v_page_id text;
+    v_app_secret bytea;
+    v_sealed bytea;
+BEGIN
+    IF connect_account.location_id IS NULL OR connect_account.location_id = '' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'location_id must not be empty',
+            HINT    = 'Pass the id of the location (sub-account) that owns this Instagram account.';
+    END IF;
+    IF pg_catalog.length(connect_account.location_id) > 200 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'location_id is too long',
+            DETAIL  = pg_catalog.format('It has %s characters; the limit is 200.',
+                                        pg_catalog.length(connect_account.location_id));
+    END IF;
+    IF connect_account.ig_account_id IS NULL
+       OR connect_account.ig_account_id !~ '^[0-9]{1,32}$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'ig_account_id must be 1 to 32 digits',
+            DETAIL  = 'Instagram account ids are decimal strings such as 17841400000000001.';
+    END IF;
+    IF connect_account.self_igsid IS NULL
+       OR connect_account.self_igsid !~ '^[0-9]{1,32}$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'self_igsid must be 1 to 32 digits',
+            DETAIL  = 'The self IGSID is the business account''s own id in its conversations, a decimal string.';
+    END IF;
+    IF connect_account.access_token IS NULL OR connect_account.access_token = '' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token must not be empty';
+    END IF;
+    IF pg_catalog.length(connect_account.access_token) > 4096 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token is too long',
+            DETAIL  = pg_catalog.format('It has %s characters; the limit is 4096.',
+                                        pg_catalog.length(connect_account.access_token));
+    END IF;
+    -- Printable ASCII without spaces: what Meta issues. Anything else is a
+    -- copy-paste accident (a trailing newline) that would fail every call.
+    IF connect_account.access_token !~ '^[!-~]+$' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'access_token contains whitespace, control or non-ASCII characters',
+            DETAIL  = 'Access tokens are printable ASCII without spaces.',
+            HINT    = 'Copy the token again without surrounding spaces or line breaks.';
+    END IF;
+    IF connect_account.api_host IS NULL
+       OR connect_account.api_host NOT IN ('graph.facebook.com', 'graph.instagram.com') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'unsupported api_host',
+            DETAIL  = 'The host decides which kind of token the account uses.',
+            HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
+    END IF;
+
+    IF NOT connect_account.keep_app_secret AND connect_account.app_secret IS NOT NULL THEN
+        IF connect_account.app_secret = ''
+           OR pg_catalog.length(connect_account.app_secret) > 256
+           OR connect_account.app_secret !~ '^[!-~]+$' THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'app_secret must be 1 to 256 printable ASCII characters without spaces',
+                DETAIL  = 'Meta app secrets are hexadecimal strings.',
+                HINT    = 'Copy the App Secret from the app''s Basic settings again, or pass NULL when the app does not require appsecret_proof.';
+        END IF;
+    END IF;
+    -- The token and the app secret are stored sealed, each bound to this
+    -- account's row; without a key this refuses (55000) before anything is
+    -- sent or written.
+    v_sealed := ig_identity.seal_secret(connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
+    IF connect_account.keep_app_secret THEN
+        SELECT t.app_secret INTO v_app_secret
+          FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = connect_account.ig_account_id;
+    ELSIF connect_account.app_secret IS NOT NULL THEN
+        v_app_secret := ig_identity.seal_secret(connect_account.app_secret,
+                                                'app_secret:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
+    END IF;
+
+    -- One /me call: the token is alive, of this host's login flavour, and
+    -- speaks for this account (Facebook Login: the Page linked to it); with
+    -- the app secret's proof when there is one.
+    v_page_id := ig_identity.check_account_token(connect_account.api_host,
+                                                 connect_account.access_token,
+                                                 connect_account.ig_account_id,
+                                                 v_app_secret);
+
+    -- Rows held back while the account was stopped or paused are due again
+    -- with the new token (otherwise they would wait out the old pause, up
+    -- to 15 minutes). Queue rows before the account row: the lock order of
+    -- the worker's saves, so the two never deadlock.
+    UPDATE ig_identity.refresh_queue q
+       SET not_before = pg_catalog.now()
+     WHERE q.ig_account_id = connect_account.ig_account_id
+       AND q.not_before > pg_catalog.now()
+       AND (q.leased_until IS NULL OR q.leased_until < pg_catalog.now());
+
+    -- Connecting again is how credentials are rotated: it also clears the
+    -- state that stopped the account (reauth_required, a pause, last error).
+    INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host, page_id)
+    VALUES (connect_account.ig_account_id, connect_account.location_id,
+            connect_account.self_igsid, connect_account.api_host, v_page_id)
+    ON CONFLICT (ig_account_id) DO UPDATE
+       SET location_id = EXCLUDED.location_id,
+           self_igsid = EXCLUDED.self_igsid,
+           api_host = EXCLUDED.api_host,
+           page_id = EXCLUDED.page_id,
+           status = 'active',
+           paused_until = NULL,
+           consecutive_throttles = 0,
+           last_error = NULL,
+           last_error_code = NULL,
+           updated_at = pg_catalog.now()
+    RETURNING a.ig_account_id, a.location_id, a.status INTO v_result;
+
+    -- A new token's expiry is unknown until the worker refreshes it.
+    INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token, app_secret)
+    VALUES (connect_account.ig_account_id, v_sealed, v_app_secret)
+    ON CONFLICT (ig_account_id) DO UPDATE
+       SET access_token = EXCLUDED.access_token,
+           app_secret = EXCLUDED.app_secret,
+           expires_at = NULL,
+           refresh_failed_at = NULL,
+           rotated_at = pg_catalog.now();
+
+    RETURN v_result;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.connect_account(text, text, text, text, text, text, boolean) FROM PUBLIC;
+
+-- ig_connect_account (five arguments): same signature, owner, ACL and
+-- comment; it keeps the app secret stored by the six-argument form.
+/*
+ * Registers an account or rotates its token (see ig_identity.connect_account);
+ * an app secret stored by the six-argument form stays.
+ */
+CREATE OR REPLACE FUNCTION @extschema@.ig_connect_account(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    access_token  text,
+    api_host      text DEFAULT 'graph.facebook.com')
+RETURNS ig_identity.connected_account
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT * FROM ig_identity.connect_account($1, $2, $3, $4, $5, NULL, true)
+$fn$;
+
+-- ig_identity_status: token_expires_at appended.
+CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters,
+       -- Instagram Login: when the token stops working, once known (issue 14b)
+       (SELECT t.expires_at FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN @extschema@.ig_identity_worker_state() w;
 -- ==== end of issue 14b ====
 
 
@@ -396,6 +2273,74 @@ COMMENT ON FUNCTION @extschema@.ig_verify_webhook_signature(bytea, text, text) I
 
 
 -- ==== issue 16: a DBA's first hour ====
+-- Item 2, tokens encrypted at rest.
+-- Access tokens are stored sealed: AES-256-GCM with the key that the server
+-- setting ig_identity.key_file names, bound to their row (the associated
+-- data is 'access_token:' || ig_account_id), so a dump holds ciphertext
+-- only and a value copied to another row does not open.  Only the library
+-- opens them, where it reads credentials; no SQL function returns a token.
+-- Without a key this refuses (SQLSTATE 55000), unless
+-- ig_identity.allow_unencrypted_tokens is on.  Private.
+CREATE FUNCTION ig_identity.seal_secret(p_plain text, p_context text)
+RETURNS bytea
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_seal_secret';
+REVOKE ALL ON FUNCTION ig_identity.seal_secret(text, text) FROM PUBLIC;
+
+-- After the DBA has pointed ig_identity.previous_key_file at the old key and
+-- ig_identity.key_file at the new one: seals every stored secret that is not
+-- under the current key (the old key's, or unencrypted ones) again with it,
+-- and returns how many.  Superuser only; one value that does not open stops
+-- it, and nothing changes.
+CREATE FUNCTION @extschema@.ig_identity_rotate_key()
+RETURNS bigint
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_rotate_key';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_rotate_key() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_rotate_key() IS
+    'Encrypts every stored access token again with the key of ig_identity.key_file (superuser)';
+
+-- Whether a stored value opens to p_candidate: how a superuser (or a test)
+-- checks which token is stored, without a function that returns one.  A
+-- value that does not open raises the error its use would.  Private.
+CREATE FUNCTION ig_identity.secret_matches(p_column text, p_row_key text, p_stored bytea,
+                                           p_candidate text)
+RETURNS boolean
+LANGUAGE c VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_secret_matches';
+REVOKE ALL ON FUNCTION ig_identity.secret_matches(text, text, bytea, text) FROM PUBLIC;
+
+-- Existing tokens are sealed in place.  Without a key (and without
+-- ig_identity.allow_unencrypted_tokens) seal_secret refuses with a hint
+-- naming ig_identity.key_file, and the whole update is rolled back: no
+-- token is lost.  With allow_unencrypted_tokens on they are kept unsealed
+-- until ig_identity_rotate_key() seals them.  No token, no key needed.
+ALTER TABLE ig_identity.account_tokens
+    ALTER COLUMN access_token TYPE bytea
+    USING ig_identity.seal_secret(access_token, pg_catalog.concat('access_token:', ig_account_id));
+ALTER TABLE ig_identity.account_tokens ALTER COLUMN access_token SET STATISTICS 0;
+
+CREATE OR REPLACE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
+RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
+               status text, paused_until timestamptz, token_rotated_at timestamptz,
+               consecutive_throttles int)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, pg_catalog.encode(t.access_token, 'hex'), a.status, a.paused_until,
+           t.rotated_at, a.consecutive_throttles
+      FROM ig_identity.accounts a
+      JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
+     WHERE (p_location_id IS NULL OR a.location_id = p_location_id)
+       AND (p_ig_account_id IS NULL OR a.ig_account_id = p_ig_account_id)
+     ORDER BY a.ig_account_id COLLATE "C"
+$$;
+
+-- ig_connect_account seals the token through ig_identity.connect_account
+-- (defined above, with the app secret).
 -- ==== end of issue 16 ====
 
 
@@ -513,57 +2458,61 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
-    r       record;
+    v_group jsonb;
 BEGIN
     IF ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
         RETURN 0;
     END IF;
     PERFORM ig_identity.require_free_name(p_rel, p_index, '(ig_account_id, id)');
+    PERFORM ig_identity.require_owner_create(p_rel);
     IF ig_identity.is_distributed(p_rel) THEN
         -- Citus runs no DELETE that names ctids on a distributed table: each
         -- group of copies is deleted by its key and its first copy written
-        -- back (the others go to the quarantine, as on one node).
+        -- back (the others go to the quarantine, as on one node). The rows
+        -- become jsonb after the read, not in a DELETE's RETURNING.
         v_moved := 0;
-        FOR r IN EXECUTE pg_catalog.format(
-            'SELECT t.ig_account_id AS acc, t.id AS mid,
-                    pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
-               FROM %s t
-              WHERE t.id IS NOT NULL
-              GROUP BY t.ig_account_id, t.id
-             HAVING pg_catalog.count(*) > 1', p_rel)
+        FOREACH v_group IN ARRAY COALESCE(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''acc'', g.acc, ''mid'', g.mid, ''copies'', pg_catalog.to_jsonb(g.copies))
+               FROM (SELECT t.ig_account_id::text AS acc, t.id::text AS mid,
+                            pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
+                       FROM %s t
+                      WHERE t.id IS NOT NULL
+                      GROUP BY t.ig_account_id, t.id
+                     HAVING pg_catalog.count(*) > 1) AS g', p_rel)), '{}')
         LOOP
-            EXECUTE pg_catalog.format(
-                'DELETE FROM %s t WHERE t.ig_account_id OPERATOR(pg_catalog.=) $1
-                                    AND t.id OPERATOR(pg_catalog.=) $2', p_rel)
-                USING r.acc, r.mid;
-            EXECUTE pg_catalog.format(
-                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel)
-                USING r.copies[1];
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'DELETE FROM %s t WHERE t.ig_account_id::text OPERATOR(pg_catalog.=) ($1 ->> ''acc'')
+                                    AND t.id::text OPERATOR(pg_catalog.=) ($1 ->> ''mid'')', p_rel),
+                v_group);
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel),
+                v_group -> 'copies' -> 0);
             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
             SELECT ig_identity.table_label(p_rel), 'duplicate_id', c.row_data
-              FROM pg_catalog.unnest(r.copies[2:]) AS c(row_data);
-            v_moved := v_moved + pg_catalog.cardinality(r.copies) - 1;
+              FROM pg_catalog.jsonb_array_elements(v_group -> 'copies') WITH ORDINALITY AS c(row_data, n)
+             WHERE c.n > 1;
+            v_moved := v_moved + pg_catalog.jsonb_array_length(v_group -> 'copies') - 1;
         END LOOP;
-        EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
-        RETURN v_moved;
+    ELSE
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+          FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'WITH ranked AS (
+                 SELECT t.ig_account_id AS acc, t.ctid AS tid,
+                        pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
+                                                      ORDER BY t.ctid) AS n
+                   FROM %1$s t
+                  WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
+             moved AS (
+                 DELETE FROM %1$s t USING ranked r
+                  WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
+                    AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
+              RETURNING t.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel))) AS r(row_data);
+        GET DIAGNOSTICS v_moved = ROW_COUNT;
     END IF;
-    EXECUTE pg_catalog.format(
-        'WITH ranked AS (
-             SELECT t.ig_account_id AS acc, t.ctid AS tid,
-                    pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
-                                                  ORDER BY t.ctid) AS n
-               FROM %1$s t
-              WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
-         moved AS (
-             DELETE FROM %1$s t USING ranked r
-              WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
-                AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
-          RETURNING t.*)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, ''duplicate_id'', pg_catalog.to_jsonb(m) FROM moved m', p_rel)
-        USING ig_identity.table_label(p_rel);
-    GET DIAGNOSTICS v_moved = ROW_COUNT;
-    EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
+    PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+        'CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel));
     RETURN v_moved;
 END
 $fn$;
@@ -675,7 +2624,8 @@ COMMENT ON FUNCTION @extschema@.ig_identity_distribute() IS
     'On a Citus coordinator: distributes the inbox tables by ig_account_id, co-located with the identity cache (idempotent)';
 REVOKE ALL ON FUNCTION @extschema@.ig_identity_distribute() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text)
+CREATE OR REPLACE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
+                                            p_arg jsonb DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -683,11 +2633,12 @@ AS $fn$
 DECLARE
     v_moved bigint;
 BEGIN
-    EXECUTE pg_catalog.format(
-        'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, $2, pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where)
-        USING ig_identity.table_label(p_rel), p_reason;
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+               'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
+                SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where),
+               p_arg)) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
     RETURN v_moved;
 END
@@ -700,32 +2651,39 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
 BEGIN
-    IF ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
         RETURN 0;
     END IF;
     -- On a Citus coordinator the key is (ig_account_id, id) (60_citus.sql).
     IF ig_identity.citus_active() THEN
         RETURN ig_identity.ensure_account_unique_id(p_rel, p_index);
     END IF;
-    PERFORM ig_identity.require_free_name(p_rel, p_index, '(id)');
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
     -- Keep a row that knows its account, then the physically first one.
-    EXECUTE pg_catalog.format(
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
         'WITH ranked AS (
-             SELECT t.ctid AS tid,
+             SELECT t.tableoid AS rel, t.ctid AS tid,
                     pg_catalog.row_number() OVER (PARTITION BY t.id
-                                                  ORDER BY t.ig_account_id IS NULL, t.ctid) AS n
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
                FROM %1$s t
-              WHERE t.id IS NOT NULL),
-         moved AS (
-             DELETE FROM %1$s t USING ranked r
-              WHERE t.ctid = r.tid AND r.n > 1
-          RETURNING pg_catalog.to_jsonb(t) AS row_data)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, ''duplicate_id'', m.row_data FROM moved m', p_rel)
-        USING ig_identity.table_label(p_rel);
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (id)', p_index, p_rel);
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
     RETURN v_moved;
 END
 $fn$;
@@ -747,9 +2705,10 @@ DECLARE
     v_label  text;
     v_n      bigint;
     v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
-    v_lost   text[];   -- participants whose row lost its account
-    v_pair_users    text[];
-    v_pair_accounts text[];
+    v_lost   jsonb;    -- {participant: true} for the rows that lost their account
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
     -- The key of created conversation and message tables: (id), or on a
     -- Citus coordinator (ig_account_id, id), which a distributed table can
     -- have (then SELECT * FROM ig_identity_distribute()).
@@ -905,86 +2864,102 @@ BEGIN
      * Lost accounts. The accounts that talk to a participant are the ones
      * whose conversations name it or whose messages it sent or received.
      * Exactly one: that is its account. None or several: the row cannot be
-     * attributed and goes to the quarantine, with the candidates.
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
      */
-    -- The (participant, account) pairs are read first, in a statement of
-    -- their own and only for the participants that lost their account, and
-    -- handed to the statements on the cache as arrays ($2, $3): on Citus,
-    -- with distributed conversations and messages next to a local cache,
-    -- those statements then touch no distributed table (Citus refuses a
-    -- distributed plan of an UPDATE or DELETE by ctid).
-    v_candidates := pg_catalog.format(
-        'WITH pairs AS (
-             SELECT x.uid, x.acc FROM unnest($2::text[], $3::text[]) AS x(uid, acc)),
-         cand AS (
-             SELECT u.ctid AS tid,
-                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
-               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
-              WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid)', v_rel);
     -- Only when some row lost its account: the statements below find
     -- nothing otherwise, and a distributed cache (which cannot hold a NULL
-    -- account) need not run them.
-    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT t.ig_user_id::text) FROM %s t
-                                WHERE t.ig_account_id IS NULL', v_rel)
-       INTO v_lost;
+    -- account) need not run them. The participants that lost their account
+    -- are read first, then only their (participant, account) pairs, each
+    -- table as its own owner; the statements on the cache get the pairs as
+    -- $1: on Citus, with distributed conversations and messages next to a
+    -- local cache, those statements then touch no distributed table (Citus
+    -- refuses a distributed plan of an UPDATE or DELETE by ctid), and the
+    -- reads of the distributed tables test membership with the jsonb ?
+    -- operator, which Citus pushes to every shard (no correlated subquery).
+    v_lost := (ig_identity.as_owner(v_rel, pg_catalog.format(
+        'SELECT pg_catalog.jsonb_object_agg(d.uid, true)
+           FROM (SELECT DISTINCT t.ig_user_id::text AS uid FROM %s t
+                  WHERE t.ig_account_id IS NULL AND t.ig_user_id IS NOT NULL) AS d', v_rel)))[1];
     IF v_lost IS NOT NULL THEN
-        EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.array_agg(p.uid), pg_catalog.array_agg(p.acc) FROM (
-                 SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
-                   FROM %1$I.instagram_conversations c
-                  WHERE c.participant_igsid::text = ANY ($1) AND c.ig_account_id IS NOT NULL
-                 UNION
-                 SELECT m.from_id::text, m.ig_account_id::text
-                   FROM %1$I.instagram_messages m
-                  WHERE m.from_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL
-                 UNION
-                 SELECT m.to_id::text, m.ig_account_id::text
-                   FROM %1$I.instagram_messages m
-                  WHERE m.to_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL) p', v_schema)
-           INTO v_pair_users, v_pair_accounts
-           USING v_lost;
-        EXECUTE v_candidates || pg_catalog.format('
+        SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+          INTO v_pairs
+          FROM pg_catalog.unnest(
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                          FROM %s c
+                         WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) c.participant_igsid::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_conversations')), v_lost)
+                   OPERATOR(pg_catalog.||)
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(m.from_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.from_id::text
+                        UNION
+                        SELECT DISTINCT pg_catalog.jsonb_build_array(m.to_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.to_id::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_messages')), v_lost)) AS p(pair);
+        v_candidates := pg_catalog.format(
+            'WITH pairs AS (
+                 SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+                   FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+             cand AS (
+                 SELECT u.ctid AS tid,
+                        pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+                   FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+                  WHERE u.ig_account_id IS NULL
+                  GROUP BY u.ctid)', v_rel);
+        v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
              UPDATE %s u SET ig_account_id = c.accounts[1]
                FROM cand c
-              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel)
-           USING NULL::text, v_pair_users, v_pair_accounts;
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        rows_recovered := rows_recovered + v_n;
+              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+          RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+        rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
 
-        EXECUTE v_candidates || pg_catalog.format(',
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                    ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                              m.r -> 'accounts')
+               END
+          FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format(',
              moved AS (
                  DELETE FROM %1$s u USING cand c
                   WHERE u.ctid = c.tid
-              RETURNING c.accounts, pg_catalog.to_jsonb(u) AS row_data)
-             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-             SELECT $1,
-                    CASE WHEN m.accounts IS NULL THEN ''no_account_found'' ELSE ''ambiguous_account'' END,
-                    CASE WHEN m.accounts IS NULL THEN m.row_data
-                         ELSE m.row_data || pg_catalog.jsonb_build_object(''ig_identity_candidates'',
-                                                                          pg_catalog.to_jsonb(m.accounts))
-                    END
-               FROM moved m', v_rel)
-            USING v_label, v_pair_users, v_pair_accounts;
+              RETURNING c.accounts AS accounts, u AS row_data)
+             SELECT pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(m.accounts),
+                                                  ''row_data'', pg_catalog.to_jsonb(m.row_data))
+               FROM moved m', v_rel),
+                 v_pairs)) AS m(r);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         rows_quarantined := rows_quarantined + v_n;
     END IF;
 
     -- The business account stored as its own participant: the trap that
-    -- made inboxes show the shop's name for the customer.
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
     rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
-        -- an uncorrelated IN, not a correlated EXISTS: Citus runs it
-        -- against a distributed cache (the accounts are local)
+        -- an expression on $1, not a correlated EXISTS: Citus runs it on
+        -- every shard of a distributed cache (the accounts are local)
         't.ig_user_id::text = t.ig_account_id::text
-         OR (t.ig_account_id::text, t.ig_user_id::text) IN
-            (SELECT a.ig_account_id, a.self_igsid FROM ig_identity.accounts a)');
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
 
     /*
      * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
      * (it keeps the app's own columns and fetch state); each identity column
      * takes the freshest non-null value of the group. The absorbed rows go to
-     * the quarantine as they were, so nothing is lost. One statement, so the
-     * ctids the CTEs computed are the ones the UPDATE and DELETE see.
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
      */
     -- With the unique key in place there is nothing to merge (the NULL
     -- accounts and users are gone by now): skipped, which also spares a
@@ -997,7 +2972,7 @@ BEGIN
                 DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
                 HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
         END IF;
-        EXECUTE pg_catalog.format(
+        v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
             'WITH g AS (
                  SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
                         (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
@@ -1024,32 +2999,34 @@ BEGIN
              moved AS (
                  DELETE FROM %1$s u USING g
                   WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
-              RETURNING u.*),
-             saved AS (
-                 INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-                 SELECT $1, ''merged_duplicate'', pg_catalog.to_jsonb(m) FROM moved m
-                 RETURNING 1)
-             SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM saved)',
-            v_rel)
-            INTO rows_merged, v_n
-            USING v_label;
+              RETURNING u.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m',
+            v_rel));
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label, 'merged_duplicate', r.row_data
+          FROM pg_catalog.unnest(v_rows) AS r(row_data);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
         rows_quarantined := rows_quarantined + v_n;
+        SELECT pg_catalog.count(*) INTO v_n
+          FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+                  FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+        rows_merged := rows_merged + v_n;
     END IF;
 
     -- profile_pic is what current code writes; profile_pic_url is kept
     -- equal for older readers.
-    EXECUTE pg_catalog.format(
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
         'UPDATE %s u
             SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
                 profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
-          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel);
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
 
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                 WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
                   AND NOT a.attnotnull) THEN
-        EXECUTE pg_catalog.format(
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
             'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
-                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel);
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
     END IF;
 
     -- A UNIQUE constraint, not a primary key: the app's table may already
@@ -1057,9 +3034,10 @@ BEGIN
     IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
         PERFORM ig_identity.require_free_name(v_rel,
             'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
-        EXECUTE pg_catalog.format(
+        PERFORM ig_identity.require_owner_create(v_rel);
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
             'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
-                 UNIQUE (ig_account_id, ig_user_id)', v_rel);
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
     END IF;
 END
 $fn$;
@@ -1144,9 +3122,10 @@ BEGIN
            SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
                location_id = COALESCE(c.location_id, EXCLUDED.location_id),
                updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
-         WHERE c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
-            OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
-            OR c.location_id IS NULL
+         WHERE c.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
         RETURNING c.id, c.updated_time
     )
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
@@ -1185,11 +3164,9 @@ BEGIN
     EXECUTE pg_catalog.format($q$
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = $1
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest($2, $3, $4, $5, $6, $7, $8)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
@@ -1201,6 +3178,7 @@ BEGIN
         ON CONFLICT (%s) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id
          WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins

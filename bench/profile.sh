@@ -4,8 +4,15 @@
 # participants (default 20,000) against the mock with no added latency, so
 # the work is all CPU (ours, libcurl's, PostgreSQL's, the mock's).
 # Prints the top symbols of the backend (self time) and by library.
+#
+#   bench/profile.sh --tls [N]   the same through nghttpx: TLS + h2 with a CA
+#                                made for the run (bench/tls.sh); the proxy's
+#                                own CPU is not counted
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
+source "$(dirname "$0")/tls.sh"
+TLS=
+if [ "${1:-}" = --tls ]; then TLS=1; shift; fi
 N=${1:-20000}
 ACCOUNT=17841400000000001
 
@@ -13,8 +20,18 @@ DEPS+=(linux-perf)
 ensure_deps
 build_extension
 DIR=$(make_workdir igid-profile)
-trap 'stop_cluster; stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$DIR"' EXIT
+PROXY_PID=
+trap 'stop_cluster; stop_mock; [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null; [ -n "${KEEP_WORK:-}" ] || rm -rf "$DIR"' EXIT
 start_mock "$DIR" --generate-users "$N"
+SESSION_SETTINGS=
+if [ -n "$TLS" ]; then
+    mkdir -p "$DIR/tls"; chmod 755 "$DIR/tls"
+    tls_make_certs "$DIR/tls"
+    chown -R "$PG_USER" "$DIR/tls"
+    tls_start_proxy "$DIR/tls" h2 h2,http/1.1
+    SESSION_SETTINGS="SET ig_identity.graph_api_url = 'https://localhost:$PROXY_PORT/v21.0';
+SET ig_identity.ca_file = '$DIR/tls/ca.crt';"
+fi
 start_cluster "$DIR" "$(free_port)" postgres
 sql() { psql_as "$1" -v ON_ERROR_STOP=1 -qtA; }
 sql postgres >/dev/null <<SQL
@@ -34,6 +51,7 @@ SELECT pg_backend_pid();
 \o
 SELECT pg_sleep(1);
 SET ig_identity.max_concurrency = 16;
+$SESSION_SETTINGS
 SELECT clock_timestamp() AS t0 \gset
 SELECT refreshed, failed FROM ig_refresh_identities('loc_p');
 SELECT round(extract(epoch FROM clock_timestamp() - :'t0')::numeric, 2) AS seconds;
@@ -54,7 +72,7 @@ while kill -0 "$bg" 2>/dev/null; do
     sleep 0.2
 done
 kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null
-echo "refresh of $N (refreshed|failed, seconds):"; grep -v '^$' "$DIR/out"
+echo "refresh of $N${TLS:+ over TLS + h2} (refreshed|failed, seconds):"; grep -v '^$' "$DIR/out"
 secs=$(tail -n 1 "$DIR/out")
 python3 -c "
 b, m, s = ($b1 - $b0) / $hz, ($m1 - $m0) / $hz, $secs

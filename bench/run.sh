@@ -19,8 +19,19 @@
 #                backend's memory while refreshing 50,000 participants
 #   rate      6. requests per second per account seen at the mock with
 #                ig_identity.requests_per_second = 2
-#   citus     7. scenario 1's refresh at C = 16 on a Citus coordinator with
+#   syncmem   7. ig_sync_inbox's private memory over 2,000 and over 20,000
+#                conversations: flat, not growing with the inbox
+#   tls       8. (issue 18) the production transport: nghttpx terminating TLS
+#                in front of the mock, a CA made for the run. The refresh of
+#                N = 2,000 at C = 16 over TLS + h2 and over HTTP/1.1 + TLS
+#                against ceil(N / C) x L, with the connections and TLS
+#                handshakes counted at the proxy; backend CPU per profile
+#                against plain HTTP; the PL/pgSQL loop over
+#                ig_resolve_profile through TLS against the h2 refresh
+#   citus     9. scenario 1's refresh at C = 16 on a Citus coordinator with
 #                two worker nodes, against the single node in the same run
+#
+#   bench/run.sh --quick tls     scenario 8 with N = 400 (loop: 100)
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
@@ -29,7 +40,9 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate citus)
+ALL=(refresh baseline sync upsert worker rate syncmem tls citus)
+QUICK=
+if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 SCENARIOS=("$@")
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 N=${BENCH_N:-5000}                 # participants, scenarios 1 and 2
@@ -42,6 +55,9 @@ RATE_S=${BENCH_RATE_SECONDS:-30}
 ACCOUNT=17841400000000001
 TOKEN=mock-token-A-0123456789
 RESULTS=$IGID_ROOT/bench/results
+TLS_N=${BENCH_TLS_N:-$([ -n "$QUICK" ] && echo 400 || echo 2000)}
+TLS_LOOP_N=${BENCH_TLS_LOOP_N:-$([ -n "$QUICK" ] && echo 100 || echo 500)}
+source "$IGID_ROOT/bench/tls.sh"
 
 DEPS+=(gnuplot-nox)
 ensure_deps
@@ -97,6 +113,37 @@ SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed;
 SQL
+}
+
+# sample_backend_memory DB OUT: runs the SQL on stdin in one session of DB
+# (output in OUT) after a 1 s idle baseline sample, sampling the backend's
+# /proc status every 50 ms; writes "anon0 anon1 rss0 rss1" (kB: private
+# memory at the baseline and at its peak, RSS likewise) to OUT.mem.
+sample_backend_memory() {
+    local db=$1 out=$2 script
+    script=$(cat)
+    rm -f "$out.pid"
+    psql_as "$db" -v ON_ERROR_STOP=1 -qtA -F ' ' >"$out" 2>&1 <<SQL &
+\o $out.pid
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(1);
+$script
+SQL
+    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
+    while kill -0 "$bg" 2>/dev/null; do
+        [ -z "$bpid" ] && bpid=$(cat "$out.pid" 2>/dev/null | tr -d ' \n')
+        if [ -n "$bpid" ]; then
+            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
+            if [ -n "${a:-}" ]; then
+                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
+                [ "$a" -gt "$anon1" ] && anon1=$a
+                [ "$r" -gt "$rss1" ] && rss1=$r
+            fi
+        fi
+        sleep 0.05
+    done
+    echo "${anon0:-0} $anon1 ${rss0:-0} $rss1" >"$out.mem"
 }
 
 REFRESH_16=
@@ -310,36 +357,18 @@ SQL
     new_db bench_rss
     seed_participants bench_rss "$RSS_N"
     mockctl reset
-    # the session writes its pid, idles 1 s (the baseline sample), refreshes;
-    # meanwhile its /proc status is sampled every 50 ms
-    rm -f "$DIR/rss.pid"
-    psql_as bench_rss -v ON_ERROR_STOP=1 -qtA -F ' ' >"$DIR/rss.out" 2>&1 <<SQL &
-\o $DIR/rss.pid
-SELECT pg_backend_pid();
-\o
-SELECT pg_sleep(1);
+    sample_backend_memory bench_rss "$DIR/rss.out" <<SQL
 SELECT refreshed, failed, total FROM ig_refresh_identities('loc_b');
 SQL
-    local bg=$! bpid= anon0= rss0= anon1=0 rss1=0 a r
-    while kill -0 "$bg" 2>/dev/null; do
-        [ -z "$bpid" ] && bpid=$(cat "$DIR/rss.pid" 2>/dev/null | tr -d ' \n')
-        if [ -n "$bpid" ]; then
-            read -r a r < <(awk '/^RssAnon/{a=$2} /^VmRSS/{r=$2} END{print a, r}' "/proc/$bpid/status" 2>/dev/null)
-            if [ -n "${a:-}" ]; then
-                [ -z "$anon0" ] && { anon0=$a; rss0=$r; }
-                [ "$a" -gt "$anon1" ] && anon1=$a
-                [ "$r" -gt "$rss1" ] && rss1=$r
-            fi
-        fi
-        sleep 0.05
-    done
+    local anon0 anon1 rss0 rss1
+    read -r anon0 anon1 rss0 rss1 <"$DIR/rss.out.mem"
     read -r refreshed failed total < <(grep -E '^[0-9]+ [0-9]+ [0-9]+$' "$DIR/rss.out")
     row "5 backend memory" "private (anonymous) memory growth MB, refreshing $total ($refreshed ok, $failed failed)" \
         "$(calc "round(($anon1 - $anon0) / 1024, 1)")" "64 MB; RSS incl. shared buffers grew $(calc "round(($rss1 - $rss0) / 1024, 1)") MB" \
         "$(calc "round(($anon1 - $anon0) / 1024 / 64, 3)")" "< 64 MB"
 }
 
-# 7. citus: the same refresh (N, L, C = 16) on a Citus coordinator with two
+# 9. citus: the same refresh (N, L, C = 16) on a Citus coordinator with two
 # worker nodes on loopback, the inbox distributed by ig_account_id, against
 # the single node measured just before in this run. Citus is built from
 # test/vendor/ when missing (scripts/citus_build.sh).
@@ -357,9 +386,9 @@ EOC
     as_pg pg_ctl -D "$1/data" -o "-p $2 -k $DIR" -l "$1.log" -w start >/dev/null || die "a Citus node did not start"
 }
 scenario_citus() {
-    log "7. citus: the refresh of N=$N, L=${L} ms, C=16 on a coordinator and two worker nodes"
+    log "9. citus: the refresh of N=$N, L=${L} ms, C=16 on a coordinator and two worker nodes"
     "$IGID_ROOT/scripts/citus_build.sh" >"$DIR/citus_build.log" 2>&1 || {
-        row "7 citus" "not run: Citus could not be built ($(tail -n 1 "$DIR/citus_build.log"))" "-" "-" "-" "<= 1.25"
+        row "9 citus" "not run: Citus could not be built ($(tail -n 1 "$DIR/citus_build.log"))" "-" "-" "-" "<= 1.25"
         return 0
     }
     local ports=() n
@@ -395,7 +424,7 @@ SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refres
     read -r single _ _ < <(timed_refresh bench_citus_single 16)
     csql "${ports[0]}" -F ' ' <<<"$refresh_sql" >/dev/null
     read -r secs refreshed failed < <(csql "${ports[0]}" -F ' ' <<<"$refresh_sql")
-    row "7 citus C=16" "wall s on Citus, 2 worker nodes ($refreshed refreshed, $failed failed)" \
+    row "9 citus C=16" "wall s on Citus, 2 worker nodes ($refreshed refreshed, $failed failed)" \
         "$secs" "single node $single s" "$(calc "round($secs / $single, 3)")" "<= 1.25"
     for n in c w1 w2; do as_pg pg_ctl -D "$DIR/citus_$n/data" -m fast -w stop >/dev/null 2>&1; done
 }
@@ -416,9 +445,127 @@ SQL
         "$max1s" "limit 2/s" "$(calc "round($max1s / 2, 2)")" "never above 2"
 }
 
+# 7. ig_sync_inbox's private memory over an inbox of 2,000 and of 20,000
+# conversations (one account; a mock of its own per size, latency 0): flat
+# means the 20,000 sync grows by no more than the 2,000 one plus a margin.
+scenario_syncmem() {
+    log "7. sync memory: 2,000 vs 20,000 conversations"
+    local url size grow=() sdir
+    url=$(psql_as postgres -qtAc "SHOW ig_identity.graph_api_url")
+    for size in 2000 20000; do
+        sdir="$DIR/syncmem$size"; mkdir -p "$sdir"; chown "$PG_USER" "$sdir"
+        local main_pid=$MOCK_PID main_port=$MOCK_PORT
+        # the generator alternates accounts A and B; both are synced
+        start_mock "$sdir" --generate-conversations "$size"
+        local port=$MOCK_PORT spid=$MOCK_PID
+        MOCK_PID=$main_pid; MOCK_PORT=$main_port
+        new_db bench_syncmem
+        psql_as bench_syncmem -qc "SELECT ig_connect_account('loc_b', '17841400000000002', '17841400000000002',
+                                   'mock-token-B-0123456789', 'graph.instagram.com')" >/dev/null
+        sample_backend_memory bench_syncmem "$sdir/sync.out" <<SQL
+SET ig_identity.graph_api_url = '$(echo "$url" | sed -E "s#127\.0\.0\.1:[0-9]+#127.0.0.1:$port#")';
+SELECT conversations, messages, identities, api_calls FROM ig_sync_inbox('loc_b');
+SQL
+        kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+        local anon0 anon1 rss0 rss1 convs msgs
+        read -r anon0 anon1 rss0 rss1 <"$sdir/sync.out.mem"
+        read -r convs msgs _ < <(grep -E '^[0-9]+ [0-9]+ [0-9]+ [0-9]+$' "$sdir/sync.out")
+        grow+=("$(calc "round(($anon1 - $anon0) / 1024, 1)")")
+        log "   $size: ${convs:-?} conversations, ${msgs:-?} messages, private memory +${grow[-1]} MB"
+    done
+    row "7 sync memory" "private memory growth MB, 20,000 conversations (2,000: ${grow[0]} MB)" \
+        "${grow[1]}" "2,000 conversations + 8 MB" \
+        "$(calc "round(${grow[1]} / (${grow[0]} + 8), 3)")" "<= 1 (flat)"
+}
+
+# timed_refresh_cpu DB: as timed_refresh, plus the backend's CPU ticks
+# (utime + stime from its /proc stat) spent in the call.
+timed_refresh_cpu() {
+    sql "$1" -F ' ' <<SQL
+SET ig_identity.max_concurrency = 16;
+SELECT extract(epoch FROM clock_timestamp()) AS t0,
+       split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS c0 \gset
+SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \gset
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed,
+       split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :c0;
+SQL
+}
+
+scenario_tls() {
+    if ! command -v nghttpx >/dev/null || ! command -v openssl >/dev/null; then
+        log "8. tls: skipped, nghttpx (Debian package nghttp2-proxy) or openssl is not installed"
+        return 0
+    fi
+    local n=$TLS_N d=$DIR/tls hz limit mode url secs refreshed failed ticks reqs conns resumed
+    log "8. tls: N=$n, L=${L} ms, C=16 through nghttpx (TLS + h2, HTTP/1.1 + TLS, plain); loop N=$TLS_LOOP_N"
+    mkdir -p "$d"; chmod 755 "$d"
+    tls_make_certs "$d"
+    chown -R "$PG_USER" "$d"
+    tls_start_proxy "$d" h2 h2,http/1.1; local h2_port=$PROXY_PORT h2_pid=$PROXY_PID
+    tls_start_proxy "$d" h1 http/1.1; local h1_port=$PROXY_PORT h1_pid=$PROXY_PID
+    new_db bench_tls
+    seed_participants bench_tls "$n"
+    sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.ca_file = '$d/ca.crt'" >/dev/null
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    timed_refresh bench_tls 16 >/dev/null     # warm-up over plain http: the rows exist from here on
+    hz=$(getconf CLK_TCK)
+    limit=$(calc "-(-$n // 16) * $L / 1000")
+    local plain_cpu= h2_secs=
+    for mode in plain h2 h1; do
+        case $mode in
+            plain) url="http://127.0.0.1:$MOCK_PORT/v21.0" ;;
+            h2) url="https://localhost:$h2_port/v21.0" ;;
+            h1) url="https://localhost:$h1_port/v21.0" ;;
+        esac
+        sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.graph_api_url = '$url'" >/dev/null
+        mockctl reset; mockctl config "{\"latency_ms\": $L}"
+        : >"$d/h2.access.log"; : >"$d/h1.access.log"
+        read -r secs refreshed failed ticks < <(timed_refresh_cpu bench_tls)
+        local cpu_ms
+        cpu_ms=$(calc "round($ticks * 1000 / $hz / max($refreshed, 1), 3)")
+        case $mode in
+            plain)
+                plain_cpu=$cpu_ms
+                row "8 refresh plain http C=16" "wall s ($refreshed refreshed, $failed failed; CPU $cpu_ms ms/profile)" \
+                    "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "-" ;;
+            h2|h1)
+                read -r reqs conns resumed < <(tls_counts "$d/$mode.access.log")
+                local label target
+                if [ $mode = h2 ]; then label="TLS + h2"; target="<= 1.10"; h2_secs=$secs
+                else label="HTTP/1.1 + TLS"; target="<= 1.15"; fi
+                row "8 refresh $label C=16" "wall s ($refreshed refreshed, $failed failed; $reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed; CPU $cpu_ms ms/profile, plain $plain_cpu)" \
+                    "$secs" "limit $limit s" "$(calc "round($secs / $limit, 3)")" "$target" ;;
+        esac
+    done
+    # the seed's way through TLS: one ig_resolve_profile per statement
+    sql bench_tls -c "ALTER DATABASE bench_tls SET ig_identity.graph_api_url = 'https://localhost:$h2_port/v21.0'" >/dev/null
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    : >"$d/h2.access.log"
+    secs=$(sql bench_tls <<SQL
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+DO \$\$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT participant_igsid FROM instagram_conversations WHERE location_id = 'loc_b'
+             ORDER BY id LIMIT $TLS_LOOP_N LOOP
+        PERFORM ig_resolve_profile('$ACCOUNT', r.participant_igsid);
+    END LOOP;
+END \$\$;
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SQL
+)
+    read -r reqs conns resumed < <(tls_counts "$d/h2.access.log")
+    row "8 loop over TLS" "wall s for $TLS_LOOP_N profiles ($reqs requests on $conns connections = $conns TLS handshakes, $resumed resumed)" \
+        "$secs" "h2 refresh C=16: $h2_secs s for $n" \
+        "$(calc "round(($secs / $TLS_LOOP_N) / ($h2_secs / $n), 1)")x slower per profile" "printed"
+    kill "$h2_pid" "$h1_pid" 2>/dev/null; wait "$h2_pid" "$h1_pid" 2>/dev/null
+}
+
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate|citus) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem|tls|citus) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done

@@ -29,7 +29,7 @@ PG_USER=postgres
 DEPS=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
       libcurl4-openssl-dev libjansson-dev libssl-dev libgtest-dev libipc-run-perl
       g++ make cmake pkg-config clang libclang-rt-14-dev python3
-      postgresql-server-dev-all debhelper dpkg-dev fakeroot)
+      postgresql-server-dev-all debhelper dpkg-dev fakeroot nghttp2-proxy openssl)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -97,8 +97,15 @@ stop_mock() {
 
 # write_pg_conf FILE DATABASE: settings every throwaway cluster uses
 # (test/pg_test.conf.in, shared with make installcheck).
+# A fresh random key file beside FILE (0600, owned by the server's user).
 write_pg_conf() {
-    sed -e "s/@MOCK_PORT@/${MOCK_PORT}/" -e "s/@DATABASE@/$2/" "$IGID_ROOT/test/pg_test.conf.in" >"$1"
+    local key
+    key=$(dirname "$1")/ig_identity.key
+    rm -f "$key"
+    (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key")
+    chown "$PG_USER" "$key"
+    sed -e "s/@MOCK_PORT@/${MOCK_PORT}/" -e "s/@DATABASE@/$2/" -e "s|@KEY_FILE@|$key|" \
+        "$IGID_ROOT/test/pg_test.conf.in" >"$1"
 }
 
 # start_cluster DIR PORT DATABASE: initdb + start, as postgres, socket in DIR.

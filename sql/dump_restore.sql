@@ -88,7 +88,12 @@ CREATE DATABASE igid_dump_a_plain;
 SELECT string_agg(f.tbl || '=' || f.row_count || '/' || f.checksum, ', ' ORDER BY f.tbl) = :'fp_a' AS identical
   FROM (:fp) f;
 SELECT f.tbl, f.row_count FROM (:fp) f ORDER BY f.tbl COLLATE "C";
-SELECT ig_account_id, access_token FROM ig_identity.account_tokens ORDER BY 1;
+-- The dump carried the sealed tokens, and they open here (same key).
+SELECT ig_account_id, get_byte(access_token, 0) AS envelope_version,
+       ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  CASE ig_account_id WHEN '17841400000000001' THEN 'mock-token-A-0123456789'
+                                                     ELSE 'mock-token-B-0123456789' END) AS token_restored
+  FROM ig_identity.account_tokens ORDER BY 1;
 -- The restored tables are the dump's, still not members, and complete.
 SELECT count(*) AS inbox_tables_in_extension
   FROM pg_catalog.pg_depend d
@@ -147,7 +152,10 @@ SELECT string_agg(f.tbl || '=' || f.row_count || '/' || f.checksum, ', ' ORDER B
 SELECT attname FROM pg_catalog.pg_attribute
  WHERE attrelid = 'instagram_user_cache'::regclass AND attname IN ('id', 'notes') ORDER BY 1;
 SELECT indexname FROM pg_catalog.pg_indexes WHERE tablename = 'instagram_user_cache' ORDER BY 1;
-SELECT access_token FROM ig_identity.account_tokens;
+SELECT ig_account_id, get_byte(access_token, 0) AS envelope_version,
+       ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  'mock-token-A-0123456789') AS token_restored
+  FROM ig_identity.account_tokens;
 SELECT * FROM ig_identity_check();
 SELECT nextval('instagram_user_cache_id_seq') AS next_app_id;
 
@@ -157,7 +165,10 @@ SELECT string_agg(f.tbl || '=' || f.row_count || '/' || f.checksum, ', ' ORDER B
 SELECT attname FROM pg_catalog.pg_attribute
  WHERE attrelid = 'instagram_user_cache'::regclass AND attname IN ('id', 'notes') ORDER BY 1;
 SELECT indexname FROM pg_catalog.pg_indexes WHERE tablename = 'instagram_user_cache' ORDER BY 1;
-SELECT access_token FROM ig_identity.account_tokens;
+SELECT ig_account_id, get_byte(access_token, 0) AS envelope_version,
+       ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  'mock-token-A-0123456789') AS token_restored
+  FROM ig_identity.account_tokens;
 SELECT * FROM ig_identity_repair();
 
 \c :regress_db

@@ -105,7 +105,8 @@ SELECT location_id = (SELECT s FROM attack WHERE n = 11) AS last_location_verbat
   FROM ig_identity.accounts WHERE ig_account_id = '17841400000000009';
 SELECT pg_temp.outcome('SELECT ig_connect_account(''loc'', ''17841400000000008'', ''1'', $1[1])',
                        ARRAY[$t$');DELETE/**/FROM/**/x;--$$\$t$]) AS ascii_token;
-SELECT access_token = $t$');DELETE/**/FROM/**/x;--$$\$t$ AS token_verbatim
+SELECT ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  $t$');DELETE/**/FROM/**/x;--$$\$t$) AS token_verbatim
   FROM ig_identity.account_tokens WHERE ig_account_id = '17841400000000008';
 
 /*

@@ -44,7 +44,20 @@ SELECT * FROM ig_connect_account('loc_456', '17841400000000002', '17841400000000
 -- ...but the tokens are still unreadable.
 SELECT * FROM ig_identity.account_tokens;
 RESET ROLE;
-SELECT ig_account_id, access_token FROM ig_identity.account_tokens ORDER BY 1;
+-- Stored sealed: the superuser sees ciphertext only, bound to its row.
+SELECT ig_account_id,
+       ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  CASE ig_account_id WHEN '17841400000000001' THEN 'tok-priv-app'
+                                                     ELSE 'tok-priv-app-b' END) AS token_stored,
+       position(convert_to('tok-priv-app', 'UTF8') IN access_token) AS clear_text_at,
+       get_byte(access_token, 0) AS envelope_version
+  FROM ig_identity.account_tokens ORDER BY 1;
+-- The sealing and checking helpers are private.
+SET ROLE regress_igid_app;
+SELECT ig_identity.seal_secret('x', 'access_token:1');
+SELECT ig_identity.secret_matches('access_token', '1', '\x00'::bytea, 'x');
+SELECT ig_identity_rotate_key();
+RESET ROLE;
 
 -- State for monitoring, without the tokens.
 GRANT USAGE ON SCHEMA ig_identity TO regress_igid_monitor;
@@ -137,7 +150,10 @@ SELECT c.label, o.*
  ORDER BY c.n;
 \x off
 -- Stored, and only where it belongs.
-SELECT ig_account_id, access_token = 'EAAG-SECRET-7f3a9c-token' AS token_stored
+SELECT ig_account_id,
+       ig_identity.secret_matches('access_token', ig_account_id, access_token,
+                                  'EAAG-SECRET-7f3a9c-token') AS token_stored,
+       position(convert_to('SECRET-7f3a9c', 'UTF8') IN access_token) AS clear_text_at
   FROM ig_identity.account_tokens WHERE ig_account_id = '17841400000000003';
 SELECT count(*) AS token_elsewhere
   FROM ig_identity.accounts a WHERE a::text LIKE '%SECRET-7f3a9c%';

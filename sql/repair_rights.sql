@@ -1,10 +1,9 @@
--- repair_rights (KNOWN GAP, issue 12, not in test/regress_schedule yet):
--- CREATE EXTENSION repairs the app's legacy inbox tables; every statement
--- of that repair must run as the table's owner, inside a
--- security-restricted operation, so that the app's triggers, defaults and
--- index expressions never run with the installer's superuser rights.
--- Today src/sql/20_repair.sql runs them as the installer: this test fails
--- until the repair goes through the owner-rights path.
+-- repair_rights (issue 12): CREATE EXTENSION repairs the app's legacy
+-- inbox tables; every statement of that repair that touches them runs as
+-- the table's owner, inside a security-restricted operation
+-- (ig_identity.as_owner), so that the app's triggers, deferred constraint
+-- triggers, defaults and index expressions never run with the installer's
+-- superuser rights.
 \set SHOW_CONTEXT never
 \getenv abs_srcdir PG_ABS_SRCDIR
 SET client_min_messages = warning;
@@ -42,13 +41,18 @@ CREATE TRIGGER audit BEFORE INSERT OR UPDATE OR DELETE ON instagram_messages
     FOR EACH ROW EXECUTE FUNCTION app_audit();
 CREATE TRIGGER audit BEFORE INSERT OR UPDATE OR DELETE ON instagram_conversations
     FOR EACH ROW EXECUTE FUNCTION app_audit();
+-- A deferred one would otherwise fire at commit, as whoever commits.
+CREATE CONSTRAINT TRIGGER audit_deferred AFTER UPDATE OR DELETE ON instagram_user_cache
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION app_audit();
 RESET ROLE;
 
 -- A superuser installs the extension: the repair runs.
 CREATE EXTENSION ig_identity;
 
--- The repair did fire the app's triggers ...
+-- The repair did fire the app's triggers, the deferred one too ...
 SELECT count(*) > 0 AS triggers_fired FROM repair_log;
+SELECT count(*) > 0 AS deferred_fired FROM repair_log WHERE op IN ('UPDATE', 'DELETE') AND tbl = 'instagram_user_cache';
 -- ... and each ran as the table's owner, never as a superuser.
 SELECT DISTINCT ran_as, is_superuser FROM repair_log ORDER BY 1;
 
@@ -58,6 +62,30 @@ SELECT attnotnull AS ig_account_id_not_null FROM pg_catalog.pg_attribute
  WHERE attrelid = 'instagram_user_cache'::regclass AND attname = 'ig_account_id';
 SELECT count(*) > 0 AS has_unique_index FROM pg_catalog.pg_index
  WHERE indrelid = 'instagram_user_cache'::regclass AND indisunique AND NOT indisprimary;
+
+
+-- ig_identity_repair() called again later, in a transaction of the
+-- installer, does the same: nothing of the app's runs as the superuser.
+SET ROLE regress_igid_repair_owner;
+ALTER TABLE instagram_user_cache DROP CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique;
+INSERT INTO instagram_user_cache (ig_account_id, ig_user_id, username)
+VALUES ('17841400000000001', '9990001', NULL), ('17841400000000001', '9990001', 'dup');
+TRUNCATE repair_log;
+RESET ROLE;
+BEGIN;
+SELECT * FROM ig_identity_repair();
+COMMIT;
+SELECT DISTINCT ran_as, is_superuser FROM repair_log ORDER BY 1;
+
+-- A role that cannot act as the table's owner cannot use the owner path.
+CREATE ROLE regress_igid_repair_other;
+GRANT USAGE ON SCHEMA ig_identity TO regress_igid_repair_other;
+GRANT EXECUTE ON FUNCTION ig_identity.as_owner(regclass, text, jsonb) TO regress_igid_repair_other;
+SET ROLE regress_igid_repair_other;
+SELECT ig_identity.as_owner('instagram_user_cache', 'SELECT NULL::jsonb');
+RESET ROLE;
+DROP OWNED BY regress_igid_repair_other;
+DROP ROLE regress_igid_repair_other;
 
 \c contrib_regression
 DROP DATABASE igid_repair_rights;

@@ -29,12 +29,15 @@ echoes the client's own SQL text ("LOG:  statement:", "STATEMENT:",
 "DETAIL:  parameters:"): a test that passes a token as a literal sees it
 echoed when log_statement = all (every TAP cluster) or when its statement
 fails (README, Security notes: pass the token as a bind parameter).  The
-query echo in pg_regress results and the rows a superuser selects from
-ig_identity.account_tokens are client output too, not messages.
+query echo in pg_regress results is client output too, not a message.
+Dumps are scanned like any other file: TAP 021_encryption leaves its plain
+pg_dump outputs under tmp_check/021_dumps, and they must hold no token
+(ig_identity.account_tokens is dumped as ciphertext).
 
 Not scanned: copies of the sources (WORK/src/{sql,expected,test,src}), data
-directories (heap files hold the tokens of ig_identity.account_tokens, as
-they must) and binary files.
+directories (the heap files of ig_identity.account_tokens hold ciphertext,
+but a test cluster's WAL or a freed page may still hold a statement's text)
+and binary files.
 
 The list check: every token-like quoted literal in the test sources must
 contain a listed token or be declared harmless ("! literal"), and every

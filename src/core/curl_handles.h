@@ -28,4 +28,21 @@ bool slist_append(CurlSlist &list, const char *line);
 // is single-threaded). Returns false when libcurl could not initialise.
 bool ensure_curl_global_init();
 
+// The process's TLS session cache, shared by every transfer of every driver
+// (created on first use, never freed: easy handles may use it until exit).
+// A later driver, or the next ig_resolve_profile call, resumes the TLS
+// session instead of a full handshake; libcurl resumes only under the same
+// TLS settings (CA bundle included). nullptr when it cannot be made: the
+// transfers then do full handshakes, nothing else changes.
+CURLSH *shared_tls_sessions();
+
+// Why libcurl, with these features (curl_version_info()->features), cannot
+// serve the extension, or nullptr when it can. Without an asynchronous
+// resolver a name lookup blocks in getaddrinfo(), past every timeout and past
+// SIGTERM, so such a build is refused when the library loads.
+const char *curl_unusable_reason(long features);
+
+// The features of the libcurl loaded in this process.
+long curl_runtime_features();
+
 } // namespace igid

@@ -1,10 +1,13 @@
 // graph_client.h — the Graph-specific request layer: which base URL an
 // account uses, and the requests ig_identity makes (profile, me,
-// conversations list, one conversation's messages, batch). Every id is
-// validated before it goes into a URL path; the token goes only into the
-// request's bearer field, never into the URL.
+// conversations list, one conversation's messages, batch, token refresh).
+// Every id is validated before it goes into a URL path; the token goes only
+// into the request's bearer field, never into the URL (the documented token
+// refresh is the one exception, see token_refresh_request). With an app
+// secret, every request carries appsecret_proof.
 #pragma once
 
+#include "graph_error.h"
 #include "http.h"
 
 #include <optional>
@@ -16,7 +19,11 @@ namespace igid {
 
 enum class ApiHost { facebook, instagram };
 
-constexpr std::string_view kGraphVersion = "v21.0";
+// The Graph API version in every path unless ig_identity.graph_api_version
+// says otherwise: the newest one Meta documents; kOldestGraphVersion is the
+// oldest still served (it goes away in January 2027).
+constexpr std::string_view kDefaultGraphVersion = "v26.0";
+constexpr std::string_view kOldestGraphVersion = "v21.0";
 constexpr std::string_view kProfileFields =
     "name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user";
 // Asked for after a field-not-permitted answer (2018218, 2018247).
@@ -27,9 +34,21 @@ constexpr std::size_t kMaxBatchItems = 50;
 std::optional<ApiHost> api_host_from_name(std::string_view name);
 std::string_view api_host_name(ApiHost host);
 
-// The override (e.g. http://127.0.0.1:8123/v21.0) when not empty, else
-// https://<api_host>/v21.0; without a trailing slash.
-std::string graph_base_url(std::string_view override_url, ApiHost host);
+// "vNN.N": v, 1-3 digits without a leading zero, a dot, 1-2 digits.
+bool is_valid_graph_version(std::string_view version);
+// Compares two valid versions numerically (v9.0 < v21.0): <0, 0, >0.
+int compare_graph_versions(std::string_view a, std::string_view b);
+
+// <base>/<version> without a trailing slash, where base is the override
+// (e.g. http://127.0.0.1:8123) when not empty, else https://<api_host>.
+// A version segment at the end of the override (1.0 configurations wrote
+// http://host/v21.0) is replaced by `version`. The host comes only from the
+// override or from the account's own api_host, never from the version.
+std::string graph_base_url(std::string_view override_url, ApiHost host,
+                           std::string_view version = kDefaultGraphVersion);
+
+// Hex HMAC-SHA256 of the token keyed with the app secret (appsecret_proof).
+std::string appsecret_proof(std::string_view app_secret, std::string_view token);
 
 // Digits only, 1–32 characters: IGSIDs, IG account ids, page ids.
 bool is_valid_igsid(std::string_view id);
@@ -41,6 +60,7 @@ struct GraphAccount {
     std::string token;
     ApiHost host = ApiHost::facebook;
     std::string base_url; // from graph_base_url()
+    std::string app_secret; // "" = the app does not require appsecret_proof
 };
 
 // GET /{igsid}?fields=...; nullopt when igsid is not valid.
@@ -73,5 +93,23 @@ std::optional<HttpRequest> conversation_messages_request(const GraphAccount &acc
 // nullopt for the instagram host, no ids, more than 50, or an invalid id.
 std::optional<HttpRequest> batch_profiles_request(const GraphAccount &account, const std::vector<std::string> &igsids,
                                                   bool basic_fields = false);
+
+// Instagram Login only: GET <base>/refresh_access_token?grant_type=ig_refresh_token
+// &access_token=<token>[&appsecret_proof=], as Meta documents it, with the
+// token in the query string: the one request that may carry one there. The
+// request names the token in url_secret, so the transport lets it pass and
+// scrubs it (and the URL) from every error text. nullopt for facebook.
+std::optional<HttpRequest> token_refresh_request(const GraphAccount &account);
+
+struct TokenRefreshParse {
+    ParseStatus status = ParseStatus::malformed;
+    std::string access_token;
+    long long expires_in = 0; // seconds
+    std::optional<GraphError> error;
+};
+
+// {"access_token","token_type":"bearer","expires_in":N}; a token that is not
+// printable ASCII without spaces, or a non-positive lifetime, is malformed.
+TokenRefreshParse parse_token_refresh(std::string_view body);
 
 } // namespace igid

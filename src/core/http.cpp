@@ -157,6 +157,8 @@ struct HttpDriver::Impl {
     std::map<std::string, Account> accounts;
     std::unordered_map<CURL *, std::unique_ptr<Transfer>> active;
     std::string round_robin_last;
+    // What the last answer came over: 2 for HTTP/2, 1 for HTTP/1.x, 0 unknown.
+    int http_major = 0;
 
     explicit Impl(HttpOptions opts) : options(std::move(opts)) {
         if (!options.clock)
@@ -258,6 +260,16 @@ struct HttpDriver::Impl {
         set(curl_easy_setopt(e, CURLOPT_PRIVATE, &t));
         set(curl_easy_setopt(e, CURLOPT_USERAGENT, "ig_identity/1.0"));
         set(curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L));
+        // Certificate and host name checks stay on; a CA bundle of our own
+        // (a private CA, a TLS-intercepting proxy) replaces the system store.
+        set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L));
+        set(curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L));
+        if (!options.ca_file.empty())
+            set(curl_easy_setopt(e, CURLOPT_CAINFO, options.ca_file.c_str()));
+        // Resume TLS sessions across drivers (a handshake's round trip and
+        // certificate checks saved); optional, so its failure is ignored.
+        if (CURLSH *share = shared_tls_sessions())
+            curl_easy_setopt(e, CURLOPT_SHARE, share);
         // HTTP/2 over TLS, multiplexed on one connection; HTTP/1.1 keep-alive otherwise.
         set(curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS)));
         if (protocol == "https")
@@ -288,7 +300,22 @@ struct HttpDriver::Impl {
             out.push_back(refused(r, TransportError::refused_url, "method not allowed"));
             return;
         }
-        auto protocol = allowed_protocol(r.url);
+        // The token refresh's url carries its token on purpose: checked with
+        // that value taken out, and only when it is there exactly once, as
+        // the access_token parameter.
+        std::optional<std::string> protocol;
+        if (r.url_secret.empty()) {
+            protocol = allowed_protocol(r.url);
+        } else {
+            const std::string param = "access_token=" + url_encode(r.url_secret);
+            const std::size_t at = r.url.find(param);
+            if (at != std::string::npos && at > 0 && (r.url[at - 1] == '?' || r.url[at - 1] == '&') &&
+                r.url.find(param, at + 1) == std::string::npos) {
+                std::string without = r.url;
+                without.replace(at, param.size(), "access_token_omitted");
+                protocol = allowed_protocol(without);
+            }
+        }
         if (!protocol) {
             out.push_back(refused(r, TransportError::refused_url,
                                   "url refused: https only (http only to loopback), no token in the url"));
@@ -372,15 +399,41 @@ struct HttpDriver::Impl {
                 r.error_text = "response larger than " + std::to_string(t->cap) + " bytes";
             } else if (r.error != TransportError::none) {
                 const char *text = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(rc);
-                r.error_text = redact(text, {t->request.bearer_token});
+                r.error_text = redact(text, {t->request.bearer_token, t->request.url_secret,
+                                             url_encode(t->request.url_secret)});
+                // Name the layer: "SSL certificate problem: ..." alone does not
+                // say the request never reached the server (no token was sent).
+                if (r.error == TransportError::tls)
+                    r.error_text = "TLS failure (nothing was sent): " + r.error_text;
             }
             if (r.error == TransportError::none)
                 r.body = std::move(t->body);
+            note_http_version(handle, rc);
             r.app_usage = std::move(t->app_usage);
             r.business_usage = std::move(t->business_usage);
             r.content_type = std::move(t->content_type);
             out.push_back(std::move(r));
         }
+    }
+
+    // Once the server answers over HTTP/2, at most two connections per host:
+    // the one in use and, after a GOAWAY, the one replacing it while the old
+    // one drains. Without the cap libcurl opens a connection per waiting
+    // transfer after a GOAWAY (PIPEWAIT does not wait on a draining
+    // connection's successor) and the refresh goes on over max_concurrency
+    // connections. An HTTP/1.1 answer lifts the cap again (keep-alive needs
+    // one connection per transfer in flight).
+    void note_http_version(CURL *handle, CURLcode rc) {
+        if (rc != CURLE_OK)
+            return;
+        long version = 0;
+        if (curl_easy_getinfo(handle, CURLINFO_HTTP_VERSION, &version) != CURLE_OK)
+            return;
+        const int major = version == CURL_HTTP_VERSION_2_0 ? 2 : version != 0 ? 1 : 0;
+        if (major == 0 || major == http_major)
+            return;
+        http_major = major;
+        curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, major == 2 ? 2L : 0L);
     }
 
     void perform() {

@@ -11,7 +11,8 @@
 // Safety: the token travels only in an `Authorization: Bearer` header and is
 // scrubbed from every error text; https only (plain http only to a loopback
 // host, decided per request); no redirects; no verbose output; connect and
-// total timeouts; a response size cap (too_large); CURLOPT_NOSIGNAL.
+// total timeouts; a response size cap (too_large); CURLOPT_NOSIGNAL; peer and
+// host name verified against the system CA store or HttpOptions::ca_file.
 #pragma once
 
 #include "clock.h"
@@ -30,9 +31,14 @@ struct HttpRequest {
     std::uint64_t id = 0;     // the caller's tag, returned in the response
     std::string account;      // key for per-account caps, rate and pauses
     std::string method = "GET"; // GET or POST
-    std::string url;          // must not carry the token
+    std::string url;          // must not carry the token (but see url_secret)
     std::string body;         // POST: application/x-www-form-urlencoded
     std::string bearer_token; // sent as Authorization: Bearer
+    // The token refresh only (Meta documents it with the token in the query):
+    // the credential this url carries. Such a url passes the no-token guard
+    // only when it carries exactly this value, and error texts never show
+    // the url or the value.
+    std::string url_secret;
     long timeout_ms = 0;      // 0: HttpOptions::total_timeout_ms
 };
 
@@ -59,6 +65,7 @@ struct HttpOptions {
     long connect_timeout_ms = 5000;
     long total_timeout_ms = 15000;
     std::size_t max_response_bytes = 1024 * 1024;
+    std::string ca_file;              // CA bundle (PEM) for https; empty: the system store
     Clock clock = steady_now;         // for rates and pauses only
 };
 

@@ -135,22 +135,79 @@ long long upsert_identities(const Param &account, const Param &ids, const Param 
     return DatumGetInt32(n);
 }
 
+namespace {
+
+/* After a store: the ids of this batch that `relname` keeps for another
+ * account (read as its owner); their copies go to the quarantine, as the
+ * extension owner, through `set_aside` (see src/sql/35_tenant_ids.sql). */
+void set_aside_foreign(const char *relname, const char *reader, const Param &account, const Param &ids,
+                       const char *set_aside, std::vector<Param> args)
+{
+    auto foreign = text_elements(call_as_owner_of(relname, reader, {account, ids}));
+    if (foreign.empty())
+        return;
+    std::vector<Text> f(foreign.begin(), foreign.end());
+    args.push_back(text_array_param(f));
+    AsExtensionOwner owner;
+    (void) spi_query(set_aside, args);
+}
+
+} // namespace
+
 std::vector<std::string> store_conversations(const std::vector<Param> &args)
 {
     Datum arr = call_as_owner_of("instagram_conversations",
                                  "ig_identity.store_conversations(pg_catalog.text, pg_catalog.text, pg_catalog.text[], "
                                  "pg_catalog.text[], pg_catalog.timestamptz[])",
                                  args);
-    return text_elements(arr, "store_conversations");
+    auto changed = text_elements(arr, "store_conversations");
+    set_aside_foreign("instagram_conversations",
+                      "ig_identity.read_foreign_conversation_ids(pg_catalog.text, pg_catalog.text[])", args.at(0),
+                      args.at(2), "SELECT ig_identity.set_aside_foreign_conversations($1, $2, $3, $4, $5, $6)", args);
+    return changed;
 }
 
-long long store_messages(const std::vector<Param> &args)
+long long store_messages(const std::vector<Param> &given)
+{
+    /* messages without a conversation id take the account's conversation
+     * with that participant, read as instagram_conversations' own owner
+     * (src/sql/37_mixed_owners.sql) */
+    std::vector<Param> args = given;
+    args.at(2) = Param{TEXTARRAYOID,
+                       call_as_owner_of("instagram_conversations",
+                                        "ig_identity.read_message_conversations(pg_catalog.text, pg_catalog.text[], "
+                                        "pg_catalog.text[], pg_catalog.text[], pg_catalog.bool[])",
+                                        {given.at(0), given.at(2), given.at(3), given.at(4), given.at(7)}),
+                       false};
+    /* a partitioned table has no unique index on id alone for ON CONFLICT
+     * (src/sql/36_partitioned_inbox.sql): its writer relies on the batch's
+     * ids being locked first, in ig_identity's private table, which only
+     * the extension's owner can lock (no other role can hold it) */
+    const bool partitioned = inbox_is_partitioned("instagram_messages");
+    if (partitioned) {
+        AsExtensionOwner owner;
+        (void) spi_query("SELECT ig_identity.lock_message_ids($1)", {args.at(1)});
+    }
+    Datum n = call_as_owner_of("instagram_messages",
+                               partitioned
+                                   ? "ig_identity.store_messages_partitioned(pg_catalog.text, pg_catalog.text[], "
+                                     "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.timestamptz[], pg_catalog.bool[])"
+                                   : "ig_identity.store_messages(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
+                                     "pg_catalog.timestamptz[], pg_catalog.bool[])",
+                               args);
+    set_aside_foreign("instagram_messages", "ig_identity.read_foreign_message_ids(pg_catalog.text, pg_catalog.text[])",
+                      args.at(0), args.at(1),
+                      "SELECT ig_identity.set_aside_foreign_messages($1, $2, $3, $4, $5, $6, $7, $8, $9)", args);
+    return DatumGetInt64(n);
+}
+
+long long clear_unsent_messages(const std::string &account, const std::vector<Text> &mids)
 {
     Datum n = call_as_owner_of("instagram_messages",
-                               "ig_identity.store_messages(pg_catalog.text, pg_catalog.text[], pg_catalog.text[], "
-                               "pg_catalog.text[], pg_catalog.text[], pg_catalog.text[], "
-                               "pg_catalog.timestamptz[], pg_catalog.bool[])",
-                               args);
+                               "ig_identity.clear_unsent_messages(pg_catalog.text, pg_catalog.text[])",
+                               {text_param(account), text_array_param(mids)});
     return DatumGetInt64(n);
 }
 

@@ -32,6 +32,10 @@ std::vector<std::string> store_conversations(const std::vector<Param> &args);
 /* ig_identity.store_messages as instagram_messages' owner: how many were new. */
 long long store_messages(const std::vector<Param> &args);
 
+/* ig_identity.clear_unsent_messages as instagram_messages' owner: clears
+ * the text of these unsent messages (rows kept); how many were cleared. */
+long long clear_unsent_messages(const std::string &account, const std::vector<Text> &mids);
+
 /*
  * Reads, as the table's owner in a security-restricted operation too:
  * planning or running a read can run code the owner attached to the table

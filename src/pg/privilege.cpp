@@ -139,6 +139,17 @@ static Oid lookup_inbox_owner(const char *relname)
     return owner;
 }
 
+static bool lookup_inbox_partitioned(const char *relname)
+{
+    Oid rel = get_relname_relid(relname, lookup_extension().schema);
+    return OidIsValid(rel) && get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE;
+}
+
+bool inbox_is_partitioned(const char *relname)
+{
+    return pg_call([&] { return lookup_inbox_partitioned(relname); });
+}
+
 AsInboxOwner::AsInboxOwner(const char *relname)
     : AsUser(pg_call([&] { return lookup_inbox_owner(relname); }), SECURITY_RESTRICTED_OPERATION)
 {

@@ -47,6 +47,10 @@ public:
     explicit AsInboxOwner(const char *relname);
 };
 
+/* Whether inbox table `relname` (in the extension's schema) is a
+ * declaratively partitioned table; false when absent. */
+bool inbox_is_partitioned(const char *relname);
+
 /* The role that owns the ig_identity extension in this database. */
 Oid extension_owner();
 

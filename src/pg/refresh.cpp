@@ -3,6 +3,7 @@
  * outcomes out, in the tables' terms (see refresh.h).  No PostgreSQL call is
  * made here except through the caller's progress and sink callbacks.
  */
+#include "pg/graph_settings.h"
 #include "pg/refresh.h"
 #include "pg/settings.h"
 
@@ -150,6 +151,7 @@ ProfileFetcherOptions fetcher_options()
     opts.http.requests_per_second = settings.requests_per_second;
     opts.http.total_timeout_ms = settings.http_timeout_ms;
     opts.http.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    opts.http.ca_file = settings.ca_file ? settings.ca_file : "";
     return opts;
 }
 
@@ -162,10 +164,8 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
 {
     std::map<std::string, AccountEvent> events;
     ProfileFetcher fetcher(fetcher_options());
-    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
     for (const auto &a : accounts) {
-        ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
-        fetcher.add_account({a.ig_account_id, a.token, host, graph_base_url(override_url, host)},
+        fetcher.add_account(graph_account(a.ig_account_id, a.token, a.api_host, a.app_secret),
                             /* the rate limit from the options */ -1, a.consecutive_throttles);
         events[a.ig_account_id] =
             AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false, a.token_rotated_at};

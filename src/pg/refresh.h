@@ -25,6 +25,7 @@ struct AccountCreds {
                             * Unix epoch, exact): a stop learned with it is
                             * void once the token has been rotated since */
     int consecutive_throttles = 0; /* the pause ladder's step so far */
+    std::string app_secret;        /* "" = no appsecret_proof (read_credentials) */
 };
 
 /* One identity to fetch. */
@@ -131,11 +132,14 @@ void apply_account_events(const std::vector<AccountEvent> &events);
 /* Connected accounts of a location, with their tokens (needs SPI). */
 std::vector<AccountCreds> location_accounts(const std::string &location_id);
 
-/* Every connected account, with its token (needs SPI). */
+/* Every connected account, with its token (needs SPI): the worker's.  An
+ * account whose token does not open is left out, with one WARNING. */
 std::vector<AccountCreds> all_accounts();
 
-/* One account by id, or nothing (needs SPI). */
-std::optional<AccountCreds> account_by_id(const std::string &ig_account_id);
+/* One account by id, or nothing (needs SPI).  skip_unopenable (the
+ * worker's): an account whose stored secret does not open is nothing, with
+ * one WARNING, instead of an error. */
+std::optional<AccountCreds> account_by_id(const std::string &ig_account_id, bool skip_unopenable = false);
 
 /* The checks every Graph call from SQL makes on an account first. */
 void require_account_usable(const std::string &ig_account_id);

@@ -44,6 +44,20 @@ static bool check_graph_api_url(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * ig_identity.ca_file decides whom the client trusts with tokens, so it is
+ * superuser-only too.  An absolute path, or empty for the system store; a
+ * relative one would depend on each process's working directory.
+ */
+static bool check_ca_file(char **newval, void **extra, GucSource source)
+{
+    const char *v = *newval;
+    if (v == nullptr || v[0] == '\0' || v[0] == '/')
+        return true;
+    GUC_check_errdetail("The CA bundle must be given as an absolute path (or empty for the system store).");
+    return false;
+}
+
+/*
  * Loaded on demand (not preloaded), the library finds ig_identity.graph_api_url
  * as a placeholder.  When the placeholder's value came from a role that may
  * not set the parameter (a non-superuser's PGOPTIONS='-c
@@ -53,8 +67,11 @@ static bool check_graph_api_url(char **newval, void **extra, GucSource source)
  * tokens would go where the configuration does not send them.  So re-read the
  * configuration files (as a reload would) and set this one parameter from
  * them; a value from a higher-priority source that was accepted stays.
+ * ig_identity.ca_file gets the same treatment: falling back to the system
+ * store would drop a private CA or an intercepting proxy's the
+ * configuration names.
  */
-static void reapply_configured_graph_api_url()
+static void reapply_configured(const char *name)
 {
     ConfigVariable *head = nullptr;
     ConfigVariable *tail = nullptr;
@@ -63,11 +80,11 @@ static void reapply_configured_graph_api_url()
         if (DataDir != nullptr)
             ParseConfigFile(PG_AUTOCONF_FILENAME, false, nullptr, 0, 0, WARNING, &head, &tail);
         for (ConfigVariable *v = head; v != nullptr; v = v->next)
-            if (!v->ignore && strcmp(v->name, "ig_identity.graph_api_url") == 0)
+            if (!v->ignore && strcmp(v->name, name) == 0)
                 configured = v->value; /* the last one wins, as in a reload */
     }
     if (configured != nullptr)
-        SetConfigOption("ig_identity.graph_api_url", configured, PGC_SIGHUP, PGC_S_FILE);
+        SetConfigOption(name, configured, PGC_SIGHUP, PGC_S_FILE);
     FreeConfigVariables(head);
 }
 
@@ -88,13 +105,14 @@ void define_settings()
 
     /* A placeholder exists when something set the parameter before the library loaded. */
     const bool url_placeholder = GetConfigOption("ig_identity.graph_api_url", true, false) != nullptr;
+    const bool ca_placeholder = GetConfigOption("ig_identity.ca_file", true, false) != nullptr;
     DefineCustomStringVariable(
         "ig_identity.graph_api_url",
         "Base URL for every Graph API call (empty: each account's own host).",
         "Empty means https://<api_host>/v21.0 per account. Access tokens are sent here.",
         &settings.graph_api_url, "", PGC_SUSET, 0, check_graph_api_url, nullptr, nullptr);
     if (url_placeholder && !process_shared_preload_libraries_in_progress)
-        reapply_configured_graph_api_url();
+        reapply_configured("ig_identity.graph_api_url");
 
     DefineCustomIntVariable("ig_identity.refresh_interval",
                             "How often the worker looks for stale identities.", nullptr,
@@ -121,6 +139,17 @@ void define_settings()
                             "Total time allowed for one Graph API request.", nullptr,
                             &settings.http_timeout_ms, 10000, 100, 300000, PGC_SUSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+
+    DefineCustomStringVariable(
+        "ig_identity.ca_file",
+        "CA bundle (PEM) that Graph API servers' certificates are checked against.",
+        "Empty means the system's CA store. Set it for a private CA or a TLS-intercepting "
+        "proxy; certificate and host name checks stay on either way.",
+        &settings.ca_file, "", PGC_SUSET, 0, check_ca_file, nullptr, nullptr);
+    /* the same fallback as graph_api_url's: a refused placeholder must not
+     * drop the configured bundle for the system store */
+    if (ca_placeholder && !process_shared_preload_libraries_in_progress)
+        reapply_configured("ig_identity.ca_file");
 
 #if PG_VERSION_NUM >= 150000
     MarkGUCPrefixReserved("ig_identity");

@@ -14,6 +14,7 @@ struct Settings {
     int max_concurrency;      /* transfers at once */
     double requests_per_second; /* per account; 0 = no limit */
     int http_timeout_ms;      /* total time for one request */
+    char *ca_file;            /* CA bundle for https; "" = the system store */
 };
 
 extern Settings settings;

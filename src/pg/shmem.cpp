@@ -120,13 +120,24 @@ bool note_account_stop(Oid dboid, const PendingStop &stop)
         return false;
     bool stored = false;
     SpinLockAcquire(&shared->mutex);
+    /* Only the worker's database is ever drained (ig_identity.database is
+     * fixed at server start): a stop from another database would hold its
+     * slot for good, and 16 of them would drop every later stop (TAP 030).
+     * InvalidOid: no worker has connected yet (or it waits for its
+     * database), keep the stop. */
+    const Oid served = shared->database;
+    const bool drained = !OidIsValid(served) || served == dboid;
     int slot = -1;
-    for (int i = 0; i < kPendingStops && slot < 0; i++)
+    for (int i = 0; i < kPendingStops && slot < 0 && drained; i++)
         if (shared->pending_stops[i].used && shared->pending_stops[i].database == dboid &&
             strcmp(shared->pending_stops[i].ig_account_id, stop.ig_account_id) == 0)
             slot = i; /* the newest stop of an account replaces its older one */
-    for (int i = 0; i < kPendingStops && slot < 0; i++)
+    for (int i = 0; i < kPendingStops && slot < 0 && drained; i++)
         if (!shared->pending_stops[i].used)
+            slot = i;
+    /* full: a stop kept before the worker said which database it serves */
+    for (int i = 0; i < kPendingStops && slot < 0 && drained && OidIsValid(served); i++)
+        if (shared->pending_stops[i].database != served)
             slot = i;
     if (slot >= 0) {
         shared->pending_stops[slot] = stop;

@@ -1,6 +1,6 @@
 /*
  * sql_connect.cpp — ig_identity.check_account_token(api_host, access_token,
- * ig_account_id): the one /me call ig_connect_account makes before it
+ * ig_account_id[, app_secret]): the one /me call ig_connect_account makes before it
  * stores anything, so that a wrong id, a token of the other login flavour
  * or a dead token shows at connect time, not at the first sync.  Returns
  * the Page id for Facebook Login (what the account needs stored), NULL for
@@ -8,10 +8,13 @@
  */
 #include "core/account_check.h"
 #include "core/http.h"
+#include "core/secret_box.h"
 #include "pg/boundary.h"
 #include "pg/graph_settings.h"
 #include "pg/result.h"
+#include "pg/secrets.h"
 #include "pg/settings.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -19,7 +22,9 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 using namespace igid;
 using namespace igid::pg;
@@ -34,11 +39,16 @@ HttpResponse run_one(HttpRequest request)
     opts.per_account_concurrency = 1;
     opts.total_timeout_ms = settings.http_timeout_ms;
     opts.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+    opts.ca_file = settings.ca_file ? settings.ca_file : "";
     HttpDriver http(opts);
     http.submit(std::move(request));
     for (;;) {
         pg_call([] { CHECK_FOR_INTERRUPTS(); });
-        auto done = http.step(100);
+        std::vector<HttpResponse> done;
+        {
+            NetworkWait wait;
+            done = http.step(100);
+        }
         if (!done.empty())
             return std::move(done.front());
     }
@@ -61,8 +71,8 @@ const char *kFlavourHint =
     if (e.code == 100 && e.message.find("appsecret_proof") != std::string::npos)
         throw Error(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
                     "the Meta app requires an app secret proof", detail,
-                    "Switch off \"Require App Secret\" in the app's advanced settings; ig_identity "
-                    "does not send appsecret_proof yet.");
+                    "Pass the app's secret as app_secret to the six-argument ig_connect_account, "
+                    "or check that the one given is the secret of the app that issued the token.");
     if (e.code == 10 || (e.code >= 200 && e.code <= 299))
         throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE, "the access token lacks a permission the Graph API requires",
                     detail,
@@ -79,21 +89,34 @@ const char *kFlavourHint =
 
 /*
  * ig_identity.check_account_token(api_host text, access_token text,
- *                                 ig_account_id text) RETURNS text
+ *                                 ig_account_id text [, sealed_app_secret bytea])
+ *   RETURNS text
  */
 IGID_FUNCTION(ig_check_account_token)
 {
     const std::string host_name = text_arg(fcinfo, 0, "api_host");
     const std::string token = text_arg(fcinfo, 1, "access_token");
     const std::string ig_account_id = text_arg(fcinfo, 2, "ig_account_id");
+    /* the four-argument form passes the app secret as stored, sealed
+     * (NULL: none); it is opened here, bound to this account's row */
+    std::string app_secret;
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        std::vector<std::uint8_t> sealed;
+        /* sized outside pg_call (resize can throw), filled inside */
+        const size_t n = pg_call([&] { return (size_t) VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(3)); });
+        sealed.resize(n);
+        std::uint8_t *dst = sealed.data();
+        pg_call([&] { memcpy(dst, VARDATA_ANY(PG_GETARG_BYTEA_PP(3)), n); });
+        app_secret = open_stored_secret(secret_column("app_secret"), ig_account_id,
+                                        to_hex(sealed.data(), sealed.size()));
+    }
     if (!graph_settings.verify_on_connect)
         PG_RETURN_NULL();
     auto host = api_host_from_name(host_name);
     if (!host)
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unsupported api_host", "",
                     "Use graph.facebook.com or graph.instagram.com.");
-    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
-    GraphAccount g{ig_account_id, token, *host, graph_base_url(override_url, *host)};
+    GraphAccount g = graph_account(ig_account_id, token, host_name, app_secret);
     HttpResponse r = run_one(me_request(g));
     if (r.error != TransportError::none)
         throw Error(ERRCODE_CONNECTION_FAILURE, "could not reach the Graph API to check the access token",

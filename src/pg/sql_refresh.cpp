@@ -12,6 +12,7 @@
 #include "pg/refresh.h"
 #include "pg/result.h"
 #include "pg/shmem.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -27,12 +28,6 @@ using namespace igid;
 using namespace igid::pg;
 
 namespace {
-
-/* Gives the backend a chance to act on cancel, terminate, statement_timeout. */
-void check_interrupts()
-{
-    pg_call([] { CHECK_FOR_INTERRUPTS(); });
-}
 
 /* Reads the targets of a location (the participants worth refreshing: the
  * other party of every conversation, every sender and recipient of the last
@@ -131,11 +126,16 @@ IGID_FUNCTION(ig_refresh_identities)
         total = (long long) (targets.size() + down.size());
         auto usable = usable_accounts(accounts, targets, summary);
 
-        auto events = fetch_profiles(usable, targets, check_interrupts,
-                                     [&](std::vector<FetchOutcome> &&batch) {
-                                         with_spi([&] { apply_outcomes(batch); });
-                                         summary.count(batch);
-                                     });
+        std::vector<AccountEvent> events;
+        {
+            NetworkWait wait;
+            events = fetch_profiles(usable, targets, network_progress,
+                                    [&](std::vector<FetchOutcome> &&batch) {
+                                        pgstat_report_wait_end(); /* SQL now */
+                                        with_spi([&] { apply_outcomes(batch); });
+                                        summary.count(batch);
+                                    });
+        }
         apply_account_events(events);
 
         const std::string errors = summary.errors_json();
@@ -180,11 +180,15 @@ IGID_FUNCTION(ig_resolve_profile)
         require_account_usable(account_id);
 
         std::vector<FetchOutcome> outcomes;
-        auto events = fetch_profiles({*account}, {{account_id, user_id}}, check_interrupts,
+        std::vector<AccountEvent> events;
+        {
+            NetworkWait wait;
+            events = fetch_profiles({*account}, {{account_id, user_id}}, network_progress,
                                      [&](std::vector<FetchOutcome> &&batch) {
                                          for (auto &o : batch)
                                              outcomes.push_back(std::move(o));
                                      });
+        }
         apply_outcomes(outcomes);
         apply_account_events(events);
         /* A token or permission failure is an error of the call: the

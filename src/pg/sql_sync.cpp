@@ -20,6 +20,7 @@
 #include "pg/refresh.h"
 #include "pg/result.h"
 #include "pg/settings.h"
+#include "pg/wait.h"
 
 extern "C" {
 #include "miscadmin.h"
@@ -54,7 +55,12 @@ std::vector<HttpResponse> run_all(HttpDriver &http, std::vector<HttpRequest> req
     std::vector<HttpResponse> out;
     while (out.size() < n) {
         check_interrupts();
-        for (auto &r : http.step(100)) {
+        std::vector<HttpResponse> done;
+        {
+            NetworkWait wait;
+            done = http.step(100);
+        }
+        for (auto &r : done) {
             if (r.attempted)
                 counts.calls++;
             out.push_back(std::move(r));
@@ -222,9 +228,8 @@ void fetch_messages(HttpDriver &http, const GraphAccount &g, const AccountCreds 
 std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a,
                                          const std::string &location_id, SyncCounts &counts)
 {
-    const std::string override_url = settings.graph_api_url ? settings.graph_api_url : "";
-    ApiHost host = api_host_from_name(a.api_host).value_or(ApiHost::facebook);
-    GraphAccount g{a.ig_account_id, a.token, host, graph_base_url(override_url, host)};
+    GraphAccount g = graph_account(a.ig_account_id, a.token, a.api_host, a.app_secret);
+    const ApiHost host = g.host;
     /* Facebook Login lists conversations under the Page (`me` with a Page
      * token), never under the IG account id, which Meta refuses there */
     ConversationPager pager(g, conversation_list_owner(host, a.ig_account_id));
@@ -253,14 +258,19 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
             if (other)
                 identities.add(*other, a);
         }
+        /* each page's statements run in an SPI level of their own, whose
+         * memory (parameters, results) is freed when the page is saved: the
+         * session's memory stays flat however long the inbox is */
         std::vector<std::string> changed;
-        if (!ids.empty()) {
-            changed = store_conversations({text_param(a.ig_account_id), text_param(location_id),
-                                           text_array_param(ids), text_array_param(participants),
-                                           timestamptz_array_param(updated)});
-        }
+        with_spi([&] {
+            if (!ids.empty()) {
+                changed = store_conversations({text_param(a.ig_account_id), text_param(location_id),
+                                               text_array_param(ids), text_array_param(participants),
+                                               timestamptz_array_param(updated)});
+            }
+            store_identities(a, identities, counts);
+        });
         counts.conversations += (long long) ids.size();
-        store_identities(a, identities, counts);
 
         /* messages of new or changed conversations: nested in the page, or
          * (when the page lacked them) fetched one conversation at a time */
@@ -279,7 +289,7 @@ std::optional<AccountEvent> sync_account(HttpDriver &http, const AccountCreds &a
         }
         if (!missing.empty())
             fetch_messages(http, g, a, missing, rows, counts);
-        rows.store(a, counts);
+        with_spi([&] { rows.store(a, counts); });
     }
     return std::nullopt;
 }
@@ -309,6 +319,7 @@ IGID_FUNCTION(ig_sync_inbox)
         opts.requests_per_second = settings.requests_per_second;
         opts.total_timeout_ms = settings.http_timeout_ms;
         opts.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
+        opts.ca_file = settings.ca_file ? settings.ca_file : "";
         HttpDriver http(opts);
         std::vector<AccountEvent> events;
         for (const auto &a : accounts) {

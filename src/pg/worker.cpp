@@ -29,12 +29,14 @@
 
 #include "pg/boundary.h"
 #include "pg/compat.h"
+#include "pg/graph_settings.h"
 #include "pg/inbox.h"
 #include "pg/refresh.h"
 #include "pg/settings.h"
 #include "pg/shmem.h"
 #include "pg/spi.h"
 #include "pg/test_hook.h"
+#include "pg/token_refresh.h"
 
 
 extern "C" {
@@ -58,6 +60,9 @@ extern "C" {
 #include "utils/syscache.h"
 #include "catalog/pg_database.h"
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -78,6 +83,7 @@ namespace {
 
 constexpr int kClaimBatch = 500;          /* queue rows claimed per cycle */
 constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
+constexpr int kTokenRefreshBatch = 100;   /* Instagram Login tokens refreshed per scan */
 /* Outcomes are handed over one at a time: the sink only appends to a vector,
  * and a stop (SIGTERM, lease ending) is thrown from the progress callback,
  * so anything still held inside fetch_profiles would be lost and fetched
@@ -171,18 +177,41 @@ constexpr long kDatabaseCheckFirstMs = 1000;  /* first look for a missing databa
 constexpr long kDatabaseCheckMaxMs = 30000;   /* the interval grows up to this */
 
 /* Whether database `db` exists and accepts connections; *cause says why
- * not.  Needs a transaction; reads only the shared catalog pg_database. */
+ * not.  Needs a transaction; reads only the shared catalog pg_database, by a
+ * heap scan as the autovacuum launcher does (get_database_list): with no
+ * database selected, an index scan (get_database_oid) needs the shared
+ * relcache init file, and without one (no backend connected since startup)
+ * it fails with FATAL "cannot read pg_class without having selected a
+ * database" (TAP 027). */
 bool database_ready(const char *db, char (&cause)[kLastErrorLen])
 {
-    const Oid oid = get_database_oid(db, true);
-    if (!OidIsValid(oid)) {
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    bool found = false, allowed = false, invalid = false;
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        const Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
+        if (strcmp(NameStr(form->datname), db) != 0)
+            continue;
+        found = true;
+        allowed = form->datallowconn;
+#ifdef DATCONNLIMIT_INVALID_DB
+        /* left by an interrupted DROP DATABASE: connecting fails (15.4+) */
+        invalid = form->datconnlimit == DATCONNLIMIT_INVALID_DB;
+#endif
+        break;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    if (!found) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not exist", db);
         return false;
     }
-    HeapTuple tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(oid));
-    bool allowed = HeapTupleIsValid(tup) && ((Form_pg_database) GETSTRUCT(tup))->datallowconn;
-    if (HeapTupleIsValid(tup))
-        ReleaseSysCache(tup);
+    if (invalid) {
+        snprintf(cause, sizeof cause,
+                 "database \"%s\" named by ig_identity.database is invalid (an interrupted DROP DATABASE)", db);
+        return false;
+    }
     if (!allowed) {
         snprintf(cause, sizeof cause, "database \"%s\" named by ig_identity.database does not allow connections", db);
         return false;
@@ -292,6 +321,19 @@ void fetch_signals()
     }
 }
 
+/*
+ * Inside a unit of work run after SIGTERM was taken as a flag (a stopped
+ * fetch): the postmaster sends SIGTERM once, so a save or a release that
+ * waited on a lock (a prepared transaction's) would hold the server's
+ * shutdown up for good (TAP 029).  Such waits give up after 2 s; the rows
+ * of a worker that has exited are claimable again anyway.
+ */
+void limit_lock_waits_at_shutdown()
+{
+    if (ShutdownRequestPending)
+        (void) spi_exec("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", {});
+}
+
 /* Milliseconds from one timestamp to another (negative if earlier). */
 long ms_between(TimestampTz from, TimestampTz to)
 {
@@ -369,6 +411,7 @@ private:
     double next_due_s();
     long next_wait_ms(bool full_batch, double due_s);
     void release_leases();
+    void refresh_access_tokens();
     void report_failure(ErrorData *edata, const std::string &message);
     int lease_seconds() const;
 
@@ -609,7 +652,7 @@ void Worker::fetch_and_apply(Claim &c)
         o.ig_account_id = t.ig_account_id;
         o.ig_user_id = t.ig_user_id;
         o.kind = FetchOutcome::Kind::not_attempted;
-        o.error_message = "the account has no access token";
+        o.error_message = "the account has no access token this server can open";
         o.next_try_at = retry_at;
         outcomes.push_back(std::move(o));
     }
@@ -648,7 +691,17 @@ void Worker::fetch_and_apply(Claim &c)
                 outcomes.push_back(std::move(o));
             update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
         };
-        fetch_signals();
+        /* die() again on every way out of the fetch: a cancel (PgError from
+         * the progress callback), bad_alloc or curl failure too, or the SQL
+         * after it would ignore SIGTERM (TAP 026) */
+        struct FetchSignals {
+            FetchSignals() { fetch_signals(); }
+            ~FetchSignals()
+            {
+                pgstat_report_wait_end();
+                sql_signals();
+            }
+        } fetch_signals_scope;
         try {
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
             events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
@@ -665,14 +718,73 @@ void Worker::fetch_and_apply(Claim &c)
                 });
             }
         }
-        pgstat_report_wait_end();
-        sql_signals();
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
         pgstat_report_activity(STATE_IDLE, nullptr);
     }
 
     phase_ = "saving results";
     apply(outcomes, events, c, started);
+    if (stopped_for_shutdown)
+        throw ShutdownRequested{};
+}
+
+/*
+ * Once per refresh_interval: Instagram Login tokens past
+ * ig_identity.token_refresh_age are refreshed (the calls with no
+ * transaction open), then the new tokens and their expiry, or the failures,
+ * are stored in one short transaction.  A shutdown during the calls stores
+ * nothing: an old token stays valid until it expires, so a refresh that is
+ * not stored loses nothing (the next start tries again).
+ */
+void Worker::refresh_access_tokens()
+{
+    std::vector<AccountCreds> due;
+    phase_ = "finding tokens to refresh";
+    unit_of_work("finding tokens to refresh",
+                 [&] { due = tokens_due_for_refresh(graph_settings.token_refresh_age_s, kTokenRefreshBatch); });
+    if (due.empty())
+        return;
+
+    phase_ = "refreshing access tokens";
+    pgstat_report_activity(STATE_RUNNING, "refreshing access tokens");
+    bool stopped_for_shutdown = false;
+    std::vector<TokenRefresh> results;
+    auto progress = [] {
+        pgstat_report_wait_end();
+        if (!PostmasterIsAlive())
+            proc_exit(1);
+        if (ShutdownRequestPending)
+            throw StopFetch{StopFetch::shutdown};
+        pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        pgstat_report_wait_start(PG_WAIT_EXTENSION);
+    };
+    fetch_signals();
+    try {
+        pgstat_report_wait_start(PG_WAIT_EXTENSION);
+        results = refresh_tokens(due, progress);
+    } catch (const StopFetch &) {
+        stopped_for_shutdown = true;
+    }
+    pgstat_report_wait_end();
+    sql_signals();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+
+    if (!results.empty()) {
+        phase_ = "saving refreshed tokens";
+        int stored = 0;
+        unit_of_work("saving refreshed tokens", [&] { stored = store_token_refreshes(results); });
+        const int failed = (int) std::count_if(results.begin(), results.end(),
+                                               [](const TokenRefresh &r) { return !r.ok; });
+        /* counts only: never a token, nor the URL that carried one */
+        pg_call([stored, failed] {
+            ereport(failed > 0 ? WARNING : LOG,
+                    (errmsg("ig_identity worker refreshed %d Instagram Login access tokens, %d failed", stored,
+                            failed),
+                     failed > 0 ? errhint("ig_identity_status.last_error says why, per account; the old "
+                                          "tokens are kept and tried again in an hour.")
+                                : 0));
+        });
+    }
     if (stopped_for_shutdown)
         throw ShutdownRequested{};
 }
@@ -697,6 +809,7 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
     long long refreshed = 0, failed = 0;
 
     unit_of_work("saving results", [&] {
+        limit_lock_waits_at_shutdown();
         /* queue rows before cache rows, the lock order of every path */
         if (!rel_accounts.empty())
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
@@ -742,6 +855,7 @@ void Worker::release_leases()
     }
     phase_ = "giving back leased rows";
     unit_of_work("giving back leased rows", [&] {
+        limit_lock_waits_at_shutdown();
         spi_exec("SELECT ig_identity._worker_release($1, $2)",
                  {text_array_param(accounts), text_array_param(users)});
     });
@@ -807,6 +921,8 @@ long Worker::cycle()
     if (scan) {
         last_stale_scan_ = GetCurrentTimestamp();
         sweep_requested_ = !can_sweep_;
+        check_shutdown();
+        refresh_access_tokens();
     }
 
     const TimestampTz end = GetCurrentTimestamp();
@@ -868,6 +984,12 @@ long Worker::pass()
             MemoryContextSwitchTo(cycle_cxt);
         });
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
+        if (ShutdownRequestPending) {
+            /* the save after a stopped fetch failed: leave now, the leases
+             * of an exited worker are claimable again at once */
+            leased_.clear();
+            throw ShutdownRequested{};
+        }
         try {
             release_leases();
         } catch (const PgError &e) {
@@ -921,9 +1043,13 @@ int Worker::run()
         try {
             pg_call([] { CHECK_FOR_INTERRUPTS(); });
         } catch (const PgError &e) {
-            /* a cancel (SIGINT) while idle: nothing to cancel */
-            phase_ = "waiting for work";
-            report_failure(e.edata(), e.what());
+            /* a cancel (SIGINT) while idle: nothing to cancel, nothing to
+             * report (it is no failed cycle: TAP 031) */
+            if (e.edata()->sqlerrcode != ERRCODE_QUERY_CANCELED) {
+                phase_ = "waiting for work";
+                consecutive_failures_++;
+                report_failure(e.edata(), e.what());
+            }
         }
         if (ShutdownRequestPending)
             break;

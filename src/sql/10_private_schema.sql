@@ -37,7 +37,8 @@ CREATE INDEX accounts_location_id_idx ON ig_identity.accounts (location_id);
 CREATE TABLE ig_identity.account_tokens (
     ig_account_id text PRIMARY KEY
                   REFERENCES ig_identity.accounts (ig_account_id) ON DELETE CASCADE,
-    access_token  text NOT NULL,
+    -- sealed (see ig_identity.seal_secret): ciphertext, never the token
+    access_token  bytea NOT NULL,
     rotated_at    timestamptz NOT NULL DEFAULT now()
 );
 -- ANALYZE (autovacuum's too) would copy sampled tokens into pg_statistic

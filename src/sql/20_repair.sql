@@ -2,10 +2,26 @@
  * Migration helpers (internal: only ig_identity_repair() calls them)
  * ------------------------------------------------------------------------ */
 
+-- Runs one statement (written in this file; $1 is p_arg) as the owner of
+-- p_rel in a security-restricted operation, so the app's triggers, defaults
+-- and index expressions never run with the installer's rights; returns the
+-- statement's first column (jsonb) of every row.  Its deferred constraint
+-- triggers fire inside too (src/pg/sql_as_owner.cpp).  Anything that
+-- touches ig_identity's own tables stays with the caller.
+CREATE FUNCTION ig_identity.as_owner(p_rel regclass, p_sql text, p_arg jsonb DEFAULT NULL)
+RETURNS jsonb[]
+LANGUAGE C
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_as_owner';
+
 -- An inbox table of the extension's schema, or NULL when absent. Anything
--- but a plain table under that name (a view, a partitioned table whose ctid
--- is not unique) is refused rather than guessed at, and so is a table with
--- inheritance children: a parent's rows and its children's share ctids.
+-- but a plain table under that name (a view, a foreign table) is refused
+-- rather than guessed at, and so is a table with inheritance children: a
+-- parent's rows and its children's share ctids. Messages may be
+-- declaratively partitioned (by month is common): the repair tells their
+-- rows apart by tableoid and ctid, and the writers keep ids unique across
+-- partitions (36_partitioned_inbox.sql).
 CREATE FUNCTION ig_identity.inbox_table(p_nsp oid, p_name name)
 RETURNS regclass
 LANGUAGE plpgsql
@@ -15,6 +31,7 @@ AS $fn$
 DECLARE
     v_oid     oid;
     v_relkind "char";
+    v_other   name;
 BEGIN
     SELECT c.oid, c.relkind INTO v_oid, v_relkind
       FROM pg_catalog.pg_class c
@@ -22,12 +39,36 @@ BEGIN
     IF v_oid IS NULL THEN
         RETURN NULL;
     END IF;
+    IF v_relkind = 'p' AND p_name = 'instagram_messages' THEN
+        -- a partitioned table's children are all partitions; the repair
+        -- works on them as the parent's owner, so each must have it
+        -- (the same check as the C code's, src/pg/privilege.cpp)
+        SELECT c.relname INTO v_other
+          FROM pg_catalog.pg_partition_tree(v_oid) t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+         WHERE c.relowner OPERATOR(pg_catalog.<>) (SELECT p.relowner FROM pg_catalog.pg_class p
+                                                    WHERE p.oid OPERATOR(pg_catalog.=) v_oid)
+         ORDER BY c.relname
+         LIMIT 1;
+        IF v_other IS NOT NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('partition "%s" of inbox table "%s.%s" has another owner',
+                                            v_other,
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n
+                                              WHERE n.oid OPERATOR(pg_catalog.=) p_nsp),
+                                            p_name),
+                DETAIL  = 'ig_identity works on a partitioned table as its owner, so every partition must have that owner.',
+                HINT    = 'Run ALTER TABLE ... OWNER TO the partitioned table''s owner, then install ig_identity again.';
+        END IF;
+        RETURN v_oid::pg_catalog.regclass;
+    END IF;
     IF v_relkind <> 'r' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'wrong_object_type',
             MESSAGE = pg_catalog.format('cannot repair %s: it is not a plain table',
                                         v_oid::pg_catalog.regclass),
-            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables only.',
+            DETAIL  = pg_catalog.format('Its relkind is "%s"; ig_identity repairs ordinary tables (and a partitioned instagram_messages).',
                                         v_relkind),
             HINT    = 'Move it out of the way or convert it to an ordinary table, then install ig_identity again.';
     END IF;
@@ -37,9 +78,40 @@ BEGIN
             MESSAGE = pg_catalog.format('cannot repair %s: it has inheritance children',
                                         v_oid::pg_catalog.regclass),
             DETAIL  = 'Rows of a table and of its children share ctids, so the repair could not tell them apart.',
-            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, then install ig_identity again.';
+            HINT    = 'Detach the children with ALTER TABLE ... NO INHERIT, or use declarative partitioning, then install ig_identity again.';
     END IF;
     RETURN v_oid::pg_catalog.regclass;
+END
+$fn$;
+
+-- The partition key columns of a partitioned table (empty for a plain
+-- one); a key on an expression is refused: no unique index can hold it.
+CREATE FUNCTION ig_identity.partition_key_columns(p_rel regclass)
+RETURNS name[]
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cols name[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p WHERE p.partrelid = p_rel) THEN
+        RETURN '{}';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_partitioned_table p
+                WHERE p.partrelid = p_rel AND 0 = ANY (p.partattrs::pg_catalog.int2[])) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('cannot repair %s: it is partitioned on an expression', p_rel),
+            DETAIL  = 'ig_identity needs a unique index on id and the partition key, which an expression key cannot be part of.',
+            HINT    = 'Partition it on columns (created_at, for instance), then install ig_identity again.';
+    END IF;
+    SELECT pg_catalog.array_agg(a.attname ORDER BY k.n) INTO v_cols
+      FROM pg_catalog.pg_partitioned_table p,
+           pg_catalog.unnest(p.partattrs::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n),
+           pg_catalog.pg_attribute a
+     WHERE p.partrelid = p_rel AND a.attrelid = p_rel AND a.attnum = k.attnum;
+    RETURN v_cols;
 END
 $fn$;
 
@@ -100,8 +172,8 @@ DECLARE
 BEGIN
     FOR i IN 1 .. pg_catalog.array_length(p_columns, 1) LOOP
         IF NOT ig_identity.has_column(p_rel, p_columns[i][1]::name) THEN
-            EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s',
-                                      p_rel, p_columns[i][1], p_columns[i][2]);
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('ALTER TABLE %s ADD COLUMN %I %s',
+                                                                  p_rel, p_columns[i][1], p_columns[i][2]));
             v_added := v_added + 1;
         END IF;
     END LOOP;
@@ -132,6 +204,42 @@ AS $fn$
                = (SELECT pg_catalog.array_agg(c::text ORDER BY c::text)
                     FROM pg_catalog.unnest(p_columns) AS c)
     )
+$fn$;
+
+-- The unique indexes the repair builds are built as the table's owner, like
+-- every other repair statement, and PostgreSQL wants that role's CREATE on
+-- the schema of each index (the table's and its partitions'); PostgreSQL 15
+-- no longer grants CREATE on public to everyone (pg_partition_tree() lists
+-- no plain table, hence the UNION). Say so, naming the role,
+-- the schema and the GRANT, instead of a bare "permission denied".
+CREATE FUNCTION ig_identity.require_owner_create(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT n.nspname, pg_catalog.pg_get_userbyid(o.relowner) AS owner
+          FROM (SELECT p_rel::pg_catalog.oid AS relid
+                UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(p_rel) t) AS t
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+          JOIN pg_catalog.pg_class o ON o.oid OPERATOR(pg_catalog.=) p_rel
+         WHERE NOT pg_catalog.has_schema_privilege(o.relowner, c.relnamespace, 'CREATE')
+         ORDER BY 1
+    LOOP
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('cannot repair %s: its owner %s has no CREATE privilege on schema %s',
+                                        p_rel, r.owner, r.nspname),
+            DETAIL  = 'The repair builds the unique index ig_identity needs as the table''s owner, and PostgreSQL requires that role''s CREATE privilege on the schema for a new index.',
+            HINT    = pg_catalog.format('Run GRANT CREATE ON SCHEMA %I TO %I; then CREATE EXTENSION ig_identity (or SELECT * FROM ig_identity_repair()) again. The grant may be revoked after the repair.',
+                                        r.nspname, r.owner);
+    END LOOP;
+END
 $fn$;
 
 -- Refuses a relation or constraint that already holds the name we need
@@ -179,10 +287,12 @@ END
 $fn$;
 
 -- Moves the rows matching p_where (a predicate written in this file, over
--- alias t) to the quarantine. Returns how many. The row is turned into
--- jsonb after the DELETE, not in its RETURNING: Citus refuses non-immutable
--- functions there.
-CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text)
+-- alias t; $1 is p_arg) to the quarantine. Returns how many. The DELETE
+-- runs as the table's owner, the INSERT into the quarantine as the caller.
+-- The row is turned into jsonb after the DELETE, not in its RETURNING:
+-- Citus refuses non-immutable functions there.
+CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
+                                            p_arg jsonb DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -190,11 +300,12 @@ AS $fn$
 DECLARE
     v_moved bigint;
 BEGIN
-    EXECUTE pg_catalog.format(
-        'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, $2, pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where)
-        USING ig_identity.table_label(p_rel), p_reason;
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+               'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
+                SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where),
+               p_arg)) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
     RETURN v_moved;
 END
@@ -215,6 +326,10 @@ $fn$;
 -- Conversations and messages are keyed by their Graph id; the webhook and
 -- sync paths upsert on it. Webhook redeliveries in a legacy table without
 -- that key are set aside (one row of each id stays), then the index is built.
+-- A partitioned table cannot have a unique index on id alone: its index is
+-- on id and the partition key, and the writers keep ids unique across the
+-- partitions (store_messages_partitioned); the repair sets aside duplicate
+-- ids every time, rows told apart by tableoid and ctid.
 CREATE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -222,32 +337,39 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
 BEGIN
-    IF ig_identity.has_unique_index(p_rel, ARRAY['id']::name[]) THEN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
         RETURN 0;
     END IF;
     -- On a Citus coordinator the key is (ig_account_id, id) (60_citus.sql).
     IF ig_identity.citus_active() THEN
         RETURN ig_identity.ensure_account_unique_id(p_rel, p_index);
     END IF;
-    PERFORM ig_identity.require_free_name(p_rel, p_index, '(id)');
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
     -- Keep a row that knows its account, then the physically first one.
-    EXECUTE pg_catalog.format(
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
         'WITH ranked AS (
-             SELECT t.ctid AS tid,
+             SELECT t.tableoid AS rel, t.ctid AS tid,
                     pg_catalog.row_number() OVER (PARTITION BY t.id
-                                                  ORDER BY t.ig_account_id IS NULL, t.ctid) AS n
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
                FROM %1$s t
-              WHERE t.id IS NOT NULL),
-         moved AS (
-             DELETE FROM %1$s t USING ranked r
-              WHERE t.ctid = r.tid AND r.n > 1
-          RETURNING pg_catalog.to_jsonb(t) AS row_data)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, ''duplicate_id'', m.row_data FROM moved m', p_rel)
-        USING ig_identity.table_label(p_rel);
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (id)', p_index, p_rel);
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
     RETURN v_moved;
 END
 $fn$;
@@ -273,9 +395,10 @@ DECLARE
     v_label  text;
     v_n      bigint;
     v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
-    v_lost   text[];   -- participants whose row lost its account
-    v_pair_users    text[];
-    v_pair_accounts text[];
+    v_lost   jsonb;    -- {participant: true} for the rows that lost their account
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
     -- The key of created conversation and message tables: (id), or on a
     -- Citus coordinator (ig_account_id, id), which a distributed table can
     -- have (then SELECT * FROM ig_identity_distribute()).
@@ -431,86 +554,102 @@ BEGIN
      * Lost accounts. The accounts that talk to a participant are the ones
      * whose conversations name it or whose messages it sent or received.
      * Exactly one: that is its account. None or several: the row cannot be
-     * attributed and goes to the quarantine, with the candidates.
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
      */
-    -- The (participant, account) pairs are read first, in a statement of
-    -- their own and only for the participants that lost their account, and
-    -- handed to the statements on the cache as arrays ($2, $3): on Citus,
-    -- with distributed conversations and messages next to a local cache,
-    -- those statements then touch no distributed table (Citus refuses a
-    -- distributed plan of an UPDATE or DELETE by ctid).
-    v_candidates := pg_catalog.format(
-        'WITH pairs AS (
-             SELECT x.uid, x.acc FROM unnest($2::text[], $3::text[]) AS x(uid, acc)),
-         cand AS (
-             SELECT u.ctid AS tid,
-                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
-               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
-              WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid)', v_rel);
     -- Only when some row lost its account: the statements below find
     -- nothing otherwise, and a distributed cache (which cannot hold a NULL
-    -- account) need not run them.
-    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(DISTINCT t.ig_user_id::text) FROM %s t
-                                WHERE t.ig_account_id IS NULL', v_rel)
-       INTO v_lost;
+    -- account) need not run them. The participants that lost their account
+    -- are read first, then only their (participant, account) pairs, each
+    -- table as its own owner; the statements on the cache get the pairs as
+    -- $1: on Citus, with distributed conversations and messages next to a
+    -- local cache, those statements then touch no distributed table (Citus
+    -- refuses a distributed plan of an UPDATE or DELETE by ctid), and the
+    -- reads of the distributed tables test membership with the jsonb ?
+    -- operator, which Citus pushes to every shard (no correlated subquery).
+    v_lost := (ig_identity.as_owner(v_rel, pg_catalog.format(
+        'SELECT pg_catalog.jsonb_object_agg(d.uid, true)
+           FROM (SELECT DISTINCT t.ig_user_id::text AS uid FROM %s t
+                  WHERE t.ig_account_id IS NULL AND t.ig_user_id IS NOT NULL) AS d', v_rel)))[1];
     IF v_lost IS NOT NULL THEN
-        EXECUTE pg_catalog.format(
-            'SELECT pg_catalog.array_agg(p.uid), pg_catalog.array_agg(p.acc) FROM (
-                 SELECT c.participant_igsid::text AS uid, c.ig_account_id::text AS acc
-                   FROM %1$I.instagram_conversations c
-                  WHERE c.participant_igsid::text = ANY ($1) AND c.ig_account_id IS NOT NULL
-                 UNION
-                 SELECT m.from_id::text, m.ig_account_id::text
-                   FROM %1$I.instagram_messages m
-                  WHERE m.from_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL
-                 UNION
-                 SELECT m.to_id::text, m.ig_account_id::text
-                   FROM %1$I.instagram_messages m
-                  WHERE m.to_id::text = ANY ($1) AND m.ig_account_id IS NOT NULL) p', v_schema)
-           INTO v_pair_users, v_pair_accounts
-           USING v_lost;
-        EXECUTE v_candidates || pg_catalog.format('
+        SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+          INTO v_pairs
+          FROM pg_catalog.unnest(
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                          FROM %s c
+                         WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) c.participant_igsid::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_conversations')), v_lost)
+                   OPERATOR(pg_catalog.||)
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(m.from_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.from_id::text
+                        UNION
+                        SELECT DISTINCT pg_catalog.jsonb_build_array(m.to_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.to_id::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_messages')), v_lost)) AS p(pair);
+        v_candidates := pg_catalog.format(
+            'WITH pairs AS (
+                 SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+                   FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+             cand AS (
+                 SELECT u.ctid AS tid,
+                        pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+                   FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+                  WHERE u.ig_account_id IS NULL
+                  GROUP BY u.ctid)', v_rel);
+        v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
              UPDATE %s u SET ig_account_id = c.accounts[1]
                FROM cand c
-              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1', v_rel)
-           USING NULL::text, v_pair_users, v_pair_accounts;
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        rows_recovered := rows_recovered + v_n;
+              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+          RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+        rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
 
-        EXECUTE v_candidates || pg_catalog.format(',
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                    ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                              m.r -> 'accounts')
+               END
+          FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format(',
              moved AS (
                  DELETE FROM %1$s u USING cand c
                   WHERE u.ctid = c.tid
-              RETURNING c.accounts, pg_catalog.to_jsonb(u) AS row_data)
-             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-             SELECT $1,
-                    CASE WHEN m.accounts IS NULL THEN ''no_account_found'' ELSE ''ambiguous_account'' END,
-                    CASE WHEN m.accounts IS NULL THEN m.row_data
-                         ELSE m.row_data || pg_catalog.jsonb_build_object(''ig_identity_candidates'',
-                                                                          pg_catalog.to_jsonb(m.accounts))
-                    END
-               FROM moved m', v_rel)
-            USING v_label, v_pair_users, v_pair_accounts;
+              RETURNING c.accounts AS accounts, u AS row_data)
+             SELECT pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(m.accounts),
+                                                  ''row_data'', pg_catalog.to_jsonb(m.row_data))
+               FROM moved m', v_rel),
+                 v_pairs)) AS m(r);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         rows_quarantined := rows_quarantined + v_n;
     END IF;
 
     -- The business account stored as its own participant: the trap that
-    -- made inboxes show the shop's name for the customer.
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
     rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
-        -- an uncorrelated IN, not a correlated EXISTS: Citus runs it
-        -- against a distributed cache (the accounts are local)
+        -- an expression on $1, not a correlated EXISTS: Citus runs it on
+        -- every shard of a distributed cache (the accounts are local)
         't.ig_user_id::text = t.ig_account_id::text
-         OR (t.ig_account_id::text, t.ig_user_id::text) IN
-            (SELECT a.ig_account_id, a.self_igsid FROM ig_identity.accounts a)');
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
 
     /*
      * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
      * (it keeps the app's own columns and fetch state); each identity column
      * takes the freshest non-null value of the group. The absorbed rows go to
-     * the quarantine as they were, so nothing is lost. One statement, so the
-     * ctids the CTEs computed are the ones the UPDATE and DELETE see.
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
      */
     -- With the unique key in place there is nothing to merge (the NULL
     -- accounts and users are gone by now): skipped, which also spares a
@@ -523,7 +662,7 @@ BEGIN
                 DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
                 HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
         END IF;
-        EXECUTE pg_catalog.format(
+        v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
             'WITH g AS (
                  SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
                         (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
@@ -550,32 +689,34 @@ BEGIN
              moved AS (
                  DELETE FROM %1$s u USING g
                   WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
-              RETURNING u.*),
-             saved AS (
-                 INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-                 SELECT $1, ''merged_duplicate'', pg_catalog.to_jsonb(m) FROM moved m
-                 RETURNING 1)
-             SELECT (SELECT pg_catalog.count(*) FROM g), (SELECT pg_catalog.count(*) FROM saved)',
-            v_rel)
-            INTO rows_merged, v_n
-            USING v_label;
+              RETURNING u.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m',
+            v_rel));
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label, 'merged_duplicate', r.row_data
+          FROM pg_catalog.unnest(v_rows) AS r(row_data);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
         rows_quarantined := rows_quarantined + v_n;
+        SELECT pg_catalog.count(*) INTO v_n
+          FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+                  FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+        rows_merged := rows_merged + v_n;
     END IF;
 
     -- profile_pic is what current code writes; profile_pic_url is kept
     -- equal for older readers.
-    EXECUTE pg_catalog.format(
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
         'UPDATE %s u
             SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
                 profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
-          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel);
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
 
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                 WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
                   AND NOT a.attnotnull) THEN
-        EXECUTE pg_catalog.format(
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
             'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
-                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel);
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
     END IF;
 
     -- A UNIQUE constraint, not a primary key: the app's table may already
@@ -583,9 +724,10 @@ BEGIN
     IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
         PERFORM ig_identity.require_free_name(v_rel,
             'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
-        EXECUTE pg_catalog.format(
+        PERFORM ig_identity.require_owner_create(v_rel);
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
             'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
-                 UNIQUE (ig_account_id, ig_user_id)', v_rel);
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
     END IF;
 END
 $fn$;

@@ -240,73 +240,81 @@ REVOKE ALL ON FUNCTION ig_identity.check_account_token(text, text, text) FROM PU
  * token passed in the wrong position would be echoed by a message quoting
  * that argument). Call it with a bind parameter: log_statement would log a
  * literal token.
+ *
+ * Both ig_connect_account signatures land here: the released five-argument
+ * one keeps the account's app secret (keep_app_secret), the six-argument one
+ * sets it (NULL: the app requires no appsecret_proof). The one place that
+ * writes an app secret. Private: the callers run as the extension's owner.
  */
-CREATE FUNCTION @extschema@.ig_connect_account(
-    location_id   text,
-    ig_account_id text,
-    self_igsid    text,
-    access_token  text,
-    api_host      text DEFAULT 'graph.facebook.com')
+CREATE FUNCTION ig_identity.connect_account(
+    location_id     text,
+    ig_account_id   text,
+    self_igsid      text,
+    access_token    text,
+    api_host        text,
+    app_secret      text,
+    keep_app_secret boolean)
 RETURNS ig_identity.connected_account
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
     v_result ig_identity.connected_account;
     v_page_id text;
+    v_app_secret bytea;
+    v_sealed bytea;
 BEGIN
-    IF ig_connect_account.location_id IS NULL OR ig_connect_account.location_id = '' THEN
+    IF connect_account.location_id IS NULL OR connect_account.location_id = '' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'location_id must not be empty',
             HINT    = 'Pass the id of the location (sub-account) that owns this Instagram account.';
     END IF;
-    IF pg_catalog.length(ig_connect_account.location_id) > 200 THEN
+    IF pg_catalog.length(connect_account.location_id) > 200 THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'location_id is too long',
             DETAIL  = pg_catalog.format('It has %s characters; the limit is 200.',
-                                        pg_catalog.length(ig_connect_account.location_id));
+                                        pg_catalog.length(connect_account.location_id));
     END IF;
-    IF ig_connect_account.ig_account_id IS NULL
-       OR ig_connect_account.ig_account_id !~ '^[0-9]{1,32}$' THEN
+    IF connect_account.ig_account_id IS NULL
+       OR connect_account.ig_account_id !~ '^[0-9]{1,32}$' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'ig_account_id must be 1 to 32 digits',
             DETAIL  = 'Instagram account ids are decimal strings such as 17841400000000001.';
     END IF;
-    IF ig_connect_account.self_igsid IS NULL
-       OR ig_connect_account.self_igsid !~ '^[0-9]{1,32}$' THEN
+    IF connect_account.self_igsid IS NULL
+       OR connect_account.self_igsid !~ '^[0-9]{1,32}$' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'self_igsid must be 1 to 32 digits',
             DETAIL  = 'The self IGSID is the business account''s own id in its conversations, a decimal string.';
     END IF;
-    IF ig_connect_account.access_token IS NULL OR ig_connect_account.access_token = '' THEN
+    IF connect_account.access_token IS NULL OR connect_account.access_token = '' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'access_token must not be empty';
     END IF;
-    IF pg_catalog.length(ig_connect_account.access_token) > 4096 THEN
+    IF pg_catalog.length(connect_account.access_token) > 4096 THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'access_token is too long',
             DETAIL  = pg_catalog.format('It has %s characters; the limit is 4096.',
-                                        pg_catalog.length(ig_connect_account.access_token));
+                                        pg_catalog.length(connect_account.access_token));
     END IF;
     -- Printable ASCII without spaces: what Meta issues. Anything else is a
     -- copy-paste accident (a trailing newline) that would fail every call.
-    IF ig_connect_account.access_token !~ '^[!-~]+$' THEN
+    IF connect_account.access_token !~ '^[!-~]+$' THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'access_token contains whitespace, control or non-ASCII characters',
             DETAIL  = 'Access tokens are printable ASCII without spaces.',
             HINT    = 'Copy the token again without surrounding spaces or line breaks.';
     END IF;
-    IF ig_connect_account.api_host IS NULL
-       OR ig_connect_account.api_host NOT IN ('graph.facebook.com', 'graph.instagram.com') THEN
+    IF connect_account.api_host IS NULL
+       OR connect_account.api_host NOT IN ('graph.facebook.com', 'graph.instagram.com') THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'unsupported api_host',
@@ -314,11 +322,38 @@ BEGIN
             HINT    = 'Use graph.facebook.com (Facebook Login, Page token) or graph.instagram.com (Instagram Login, Instagram user token).';
     END IF;
 
+    IF NOT connect_account.keep_app_secret AND connect_account.app_secret IS NOT NULL THEN
+        IF connect_account.app_secret = ''
+           OR pg_catalog.length(connect_account.app_secret) > 256
+           OR connect_account.app_secret !~ '^[!-~]+$' THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'app_secret must be 1 to 256 printable ASCII characters without spaces',
+                DETAIL  = 'Meta app secrets are hexadecimal strings.',
+                HINT    = 'Copy the App Secret from the app''s Basic settings again, or pass NULL when the app does not require appsecret_proof.';
+        END IF;
+    END IF;
+    -- The token and the app secret are stored sealed, each bound to this
+    -- account's row; without a key this refuses (55000) before anything is
+    -- sent or written.
+    v_sealed := ig_identity.seal_secret(connect_account.access_token,
+                                        'access_token:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
+    IF connect_account.keep_app_secret THEN
+        SELECT t.app_secret INTO v_app_secret
+          FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = connect_account.ig_account_id;
+    ELSIF connect_account.app_secret IS NOT NULL THEN
+        v_app_secret := ig_identity.seal_secret(connect_account.app_secret,
+                                                'app_secret:' OPERATOR(pg_catalog.||) connect_account.ig_account_id);
+    END IF;
+
     -- One /me call: the token is alive, of this host's login flavour, and
-    -- speaks for this account (Facebook Login: the Page linked to it).
-    v_page_id := ig_identity.check_account_token(ig_connect_account.api_host,
-                                                 ig_connect_account.access_token,
-                                                 ig_connect_account.ig_account_id);
+    -- speaks for this account (Facebook Login: the Page linked to it); with
+    -- the app secret's proof when there is one.
+    v_page_id := ig_identity.check_account_token(connect_account.api_host,
+                                                 connect_account.access_token,
+                                                 connect_account.ig_account_id,
+                                                 v_app_secret);
 
     -- Rows held back while the account was stopped or paused are due again
     -- with the new token (otherwise they would wait out the old pause, up
@@ -326,15 +361,15 @@ BEGIN
     -- the worker's saves, so the two never deadlock.
     UPDATE ig_identity.refresh_queue q
        SET not_before = pg_catalog.now()
-     WHERE q.ig_account_id = ig_connect_account.ig_account_id
+     WHERE q.ig_account_id = connect_account.ig_account_id
        AND q.not_before > pg_catalog.now()
        AND (q.leased_until IS NULL OR q.leased_until < pg_catalog.now());
 
     -- Connecting again is how credentials are rotated: it also clears the
     -- state that stopped the account (reauth_required, a pause, last error).
     INSERT INTO ig_identity.accounts AS a (ig_account_id, location_id, self_igsid, api_host, page_id)
-    VALUES (ig_connect_account.ig_account_id, ig_connect_account.location_id,
-            ig_connect_account.self_igsid, ig_connect_account.api_host, v_page_id)
+    VALUES (connect_account.ig_account_id, connect_account.location_id,
+            connect_account.self_igsid, connect_account.api_host, v_page_id)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET location_id = EXCLUDED.location_id,
            self_igsid = EXCLUDED.self_igsid,
@@ -348,14 +383,37 @@ BEGIN
            updated_at = pg_catalog.now()
     RETURNING a.ig_account_id, a.location_id, a.status INTO v_result;
 
-    INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token)
-    VALUES (ig_connect_account.ig_account_id, ig_connect_account.access_token)
+    -- A new token's expiry is unknown until the worker refreshes it.
+    INSERT INTO ig_identity.account_tokens AS t (ig_account_id, access_token, app_secret)
+    VALUES (connect_account.ig_account_id, v_sealed, v_app_secret)
     ON CONFLICT (ig_account_id) DO UPDATE
        SET access_token = EXCLUDED.access_token,
+           app_secret = EXCLUDED.app_secret,
+           expires_at = NULL,
+           refresh_failed_at = NULL,
            rotated_at = pg_catalog.now();
 
     RETURN v_result;
 END
+$fn$;
+
+
+/*
+ * Registers an account or rotates its token (see ig_identity.connect_account);
+ * an app secret stored by the six-argument form stays.
+ */
+CREATE FUNCTION @extschema@.ig_connect_account(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    access_token  text,
+    api_host      text DEFAULT 'graph.facebook.com')
+RETURNS ig_identity.connected_account
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT * FROM ig_identity.connect_account($1, $2, $3, $4, $5, NULL, true)
 $fn$;
 
 COMMENT ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, text) IS

@@ -58,6 +58,8 @@ $$;
 
 -- Connected accounts with their credentials, for the fetcher.  Only
 -- SECURITY DEFINER code owned by the extension's owner can read tokens.
+-- access_token is the sealed value as hex (whatever bytea_output says): the
+-- library opens it.
 CREATE FUNCTION ig_identity.account_credentials(p_location_id text, p_ig_account_id text)
 RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token text,
                status text, paused_until timestamptz, token_rotated_at timestamptz,
@@ -65,7 +67,7 @@ RETURNS TABLE (ig_account_id text, self_igsid text, api_host text, access_token 
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT a.ig_account_id, a.self_igsid, a.api_host, t.access_token, a.status, a.paused_until,
+    SELECT a.ig_account_id, a.self_igsid, a.api_host, pg_catalog.encode(t.access_token, 'hex'), a.status, a.paused_until,
            t.rotated_at, a.consecutive_throttles
       FROM ig_identity.accounts a
       JOIN ig_identity.account_tokens t ON t.ig_account_id = a.ig_account_id
@@ -212,9 +214,10 @@ BEGIN
            SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
                location_id = COALESCE(c.location_id, EXCLUDED.location_id),
                updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
-         WHERE c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
-            OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
-            OR c.location_id IS NULL
+         WHERE c.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
         RETURNING c.id, c.updated_time
     )
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
@@ -256,11 +259,9 @@ BEGIN
     EXECUTE pg_catalog.format($q$
     WITH rows AS (
         SELECT s.*,
-               COALESCE(s.conversation_id,
-                        (SELECT c.id FROM @extschema@.instagram_conversations c
-                          WHERE c.ig_account_id = $1
-                            AND c.participant_igsid = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END
-                          ORDER BY c.updated_time DESC NULLS LAST LIMIT 1)) AS conv
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
           FROM unnest($2, $3, $4, $5, $6, $7, $8)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
@@ -272,6 +273,7 @@ BEGIN
         ON CONFLICT (%s) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id
          WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins
@@ -412,12 +414,7 @@ AS 'MODULE_PATHNAME', 'ig_resolve_profile';
 REVOKE ALL ON FUNCTION @extschema@.ig_refresh_identities(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ig_resolve_profile(text, text) FROM PUBLIC;
 
-CREATE FUNCTION @extschema@.ig_ingest_webhook(payload jsonb)
-RETURNS TABLE (messages_stored int, duplicates int, events_skipped int, participants_queued int)
-LANGUAGE c VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'ig_ingest_webhook';
-REVOKE ALL ON FUNCTION @extschema@.ig_ingest_webhook(jsonb) FROM PUBLIC;
+-- ig_ingest_webhook: see 35_webhooks.sql.
 
 -- Checks Meta's X-Hub-Signature-256 header against the raw request body
 -- (HMAC-SHA256 with the app secret, constant-time compare).  Pure function of

@@ -232,7 +232,8 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 
 -- Per connected account: state, queue, last success and error, pause, rate
--- limit usage; plus the worker's state.  Never a token.
+-- limit usage, webhook dead letters (those without an account on every
+-- line); plus the worker's state; the token's expiry.  Never a token.
 CREATE VIEW @extschema@.ig_identity_status AS
 SELECT a.ig_account_id,
        a.location_id,
@@ -251,7 +252,12 @@ SELECT a.ig_account_id,
        w.cycles AS worker_cycles,
        w.identities_refreshed AS worker_identities_refreshed,
        w.failures AS worker_failures,
-       w.last_error AS worker_last_error
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters,
+       -- Instagram Login: when the token stops working, once known (issue 14b)
+       (SELECT t.expires_at FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
   FROM ig_identity.accounts a
   LEFT JOIN LATERAL (
         SELECT count(*) AS queue_depth,

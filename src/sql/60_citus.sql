@@ -128,7 +128,8 @@ $fn$;
 -- Redeliveries of a message to the same account are set aside as on one
 -- node; the window is partitioned and the join made on the distribution
 -- column so that Citus runs the statement shard by shard (ctids are only
--- unique within a shard).
+-- unique within a shard). Every statement on the table runs as its owner
+-- (as_owner, 20_repair.sql); the quarantine is written as the caller.
 CREATE FUNCTION ig_identity.ensure_account_unique_id(p_rel regclass, p_index name)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -136,57 +137,61 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_moved bigint;
-    r       record;
+    v_group jsonb;
 BEGIN
     IF ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
         RETURN 0;
     END IF;
     PERFORM ig_identity.require_free_name(p_rel, p_index, '(ig_account_id, id)');
+    PERFORM ig_identity.require_owner_create(p_rel);
     IF ig_identity.is_distributed(p_rel) THEN
         -- Citus runs no DELETE that names ctids on a distributed table: each
         -- group of copies is deleted by its key and its first copy written
-        -- back (the others go to the quarantine, as on one node).
+        -- back (the others go to the quarantine, as on one node). The rows
+        -- become jsonb after the read, not in a DELETE's RETURNING.
         v_moved := 0;
-        FOR r IN EXECUTE pg_catalog.format(
-            'SELECT t.ig_account_id AS acc, t.id AS mid,
-                    pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
-               FROM %s t
-              WHERE t.id IS NOT NULL
-              GROUP BY t.ig_account_id, t.id
-             HAVING pg_catalog.count(*) > 1', p_rel)
+        FOREACH v_group IN ARRAY COALESCE(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''acc'', g.acc, ''mid'', g.mid, ''copies'', pg_catalog.to_jsonb(g.copies))
+               FROM (SELECT t.ig_account_id::text AS acc, t.id::text AS mid,
+                            pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
+                       FROM %s t
+                      WHERE t.id IS NOT NULL
+                      GROUP BY t.ig_account_id, t.id
+                     HAVING pg_catalog.count(*) > 1) AS g', p_rel)), '{}')
         LOOP
-            EXECUTE pg_catalog.format(
-                'DELETE FROM %s t WHERE t.ig_account_id OPERATOR(pg_catalog.=) $1
-                                    AND t.id OPERATOR(pg_catalog.=) $2', p_rel)
-                USING r.acc, r.mid;
-            EXECUTE pg_catalog.format(
-                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel)
-                USING r.copies[1];
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'DELETE FROM %s t WHERE t.ig_account_id::text OPERATOR(pg_catalog.=) ($1 ->> ''acc'')
+                                    AND t.id::text OPERATOR(pg_catalog.=) ($1 ->> ''mid'')', p_rel),
+                v_group);
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel),
+                v_group -> 'copies' -> 0);
             INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
             SELECT ig_identity.table_label(p_rel), 'duplicate_id', c.row_data
-              FROM pg_catalog.unnest(r.copies[2:]) AS c(row_data);
-            v_moved := v_moved + pg_catalog.cardinality(r.copies) - 1;
+              FROM pg_catalog.jsonb_array_elements(v_group -> 'copies') WITH ORDINALITY AS c(row_data, n)
+             WHERE c.n > 1;
+            v_moved := v_moved + pg_catalog.jsonb_array_length(v_group -> 'copies') - 1;
         END LOOP;
-        EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
-        RETURN v_moved;
+    ELSE
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+          FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'WITH ranked AS (
+                 SELECT t.ig_account_id AS acc, t.ctid AS tid,
+                        pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
+                                                      ORDER BY t.ctid) AS n
+                   FROM %1$s t
+                  WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
+             moved AS (
+                 DELETE FROM %1$s t USING ranked r
+                  WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
+                    AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
+              RETURNING t.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel))) AS r(row_data);
+        GET DIAGNOSTICS v_moved = ROW_COUNT;
     END IF;
-    EXECUTE pg_catalog.format(
-        'WITH ranked AS (
-             SELECT t.ig_account_id AS acc, t.ctid AS tid,
-                    pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
-                                                  ORDER BY t.ctid) AS n
-               FROM %1$s t
-              WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
-         moved AS (
-             DELETE FROM %1$s t USING ranked r
-              WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
-                AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
-          RETURNING t.*)
-         INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-         SELECT $1, ''duplicate_id'', pg_catalog.to_jsonb(m) FROM moved m', p_rel)
-        USING ig_identity.table_label(p_rel);
-    GET DIAGNOSTICS v_moved = ROW_COUNT;
-    EXECUTE pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel);
+    PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+        'CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel));
     RETURN v_moved;
 END
 $fn$;

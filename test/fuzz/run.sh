@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=$here/out
 mkdir -p "$out"
-targets=(profile conversations messages error usage batch webhook iso_time redact)
+targets=(profile conversations messages error usage batch webhook iso_time redact secret_box)
 sanitize="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 
 # the core library once, instrumented, then each target links it

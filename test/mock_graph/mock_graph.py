@@ -1685,6 +1685,10 @@ class Handler(BaseHTTPRequestHandler):
                      "account": out.account, "endpoint": out.endpoint, "status": status}
             if out.faults:
                 entry["faults"] = out.faults
+            # whether the call carried appsecret_proof (query or form body),
+            # for tests that assert every call does
+            if "appsecret_proof=" in path or b"appsecret_proof=" in (body or b""):
+                entry["proof"] = True
             app.stats.end(entry)
         if app.log_requests:
             sys.stderr.write("mock_graph: %s %s -> %s in %.0f ms account=%s\n" % (

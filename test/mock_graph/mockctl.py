@@ -9,6 +9,9 @@ The mock's port comes from $IGID_MOCK_PORT (set by scripts/test.sh).
   mockctl.py count [KEY]                print a counter: total (default),
                                         profile|conversations|conversation|batch|me,
                                         user:<igsid>, account:<ig_account_id>
+  mockctl.py paths                      print "<METHOD> <path without query> <status>[ proof]"
+                                        per request, in order ("proof": it carried
+                                        appsecret_proof, in the query or a POST body)
   mockctl.py users                      print "<igsid> <requests>" per user, sorted
   mockctl.py user IGSID USERNAME NAME    add (or replace) one consenting user
   mockctl.py conversations ACCOUNT N [FIRST]
@@ -51,6 +54,10 @@ def main(argv):
             print(stats["by_account"].get(key[8:], 0))
         else:
             print(stats["by_endpoint"].get(key, 0))
+    elif cmd == "paths":
+        for r in call("GET", "stats")["requests"]:
+            path, _, query = r["path"].partition("?")
+            print(r["method"], path, r["status"], *(["proof"] if r.get("proof") else []))
     elif cmd == "users":
         for igsid, n in sorted(call("GET", "stats")["by_user"].items()):
             print(igsid, n)

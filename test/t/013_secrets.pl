@@ -18,15 +18,17 @@
 #      Location names a second mock ("elsewhere"), and a Conversations page
 #      whose paging.next and nested messages' next point there, are not
 #      followed; elsewhere receives no request at all.
-#   4. After every path that handles a token has run (connect, rotate,
+#   4. After every path that handles a token (and account B's app secret,
+#      connected with the six-argument ig_connect_account) has run (connect, rotate,
 #      refresh, resolve, sync, webhook + worker, a rotation the mock rejects
 #      with 190, validation errors with a token in every argument, ANALYZE,
 #      which copied sampled tokens into pg_statistic until access_token got
 #      SET STATISTICS 0):
-#      the tokens appear, in pg_dump --data-only, only in the data of
-#      ig_identity.account_tokens; read as superuser, in no relation of the
-#      database (catalogs and views included: pg_statistic, pg_stats,
-#      pg_stat_activity, pg_settings ...) but ig_identity.account_tokens;
+#      the tokens appear in no part of pg_dump --data-only (account_tokens
+#      holds them sealed, see 021_encryption.pl); read as superuser, in no
+#      relation of the database (catalogs and views included: pg_statistic,
+#      pg_stats, pg_stat_activity, pg_settings ..., and account_tokens
+#      itself), yet the stored ones open to the right token;
 #      in nothing the unprivileged role can read; in no error a client saw;
 #      in no line of either server's log (log_min_messages = debug1, client
 #      statements not echoed, so every line is the server's own).
@@ -49,7 +51,8 @@ my $TOKEN_A = TOKEN_A;
 my $TOKEN_B = 'mock-token-B-0123456789';
 my $GRANTED_TOKEN = 'tok-013-granted-app-7Qp2';    # connected by the granted role
 my $ROTATED_TOKEN = 'tok-013-rotated-9Wd4';        # a rotation the mock rejects (190)
-my @TOKENS = ($TOKEN_A, $TOKEN_B, $GRANTED_TOKEN, $ROTATED_TOKEN);
+my $APP_SECRET = 'tok-013-app-secret-4Vb8';        # account B's app secret: kept like a token
+my @TOKENS = ($TOKEN_A, $TOKEN_B, $GRANTED_TOKEN, $ROTATED_TOKEN, $APP_SECRET);
 # Generated users: conversation i is with user 2000000000000000 + i, account A's when i is even.
 sub user { return sprintf('%d', 2000000000000000 + $_[0]); }
 
@@ -185,6 +188,7 @@ my $plain = PostgreSQL::Test::Cluster->new('secrets_plain');
 $plain->init;
 $plain->append_conf('postgresql.conf',
 	"ig_identity.graph_api_url = '$MOCK_URL'\nig_identity.requests_per_second = 0\n"
+	  . "ig_identity.key_file = '" . write_key_file($plain->basedir . '/ig_identity.key') . "'\n"
 	  . "log_line_prefix = '%m [%p] %b '\n$LOGGING");
 $plain->start;
 $plain->safe_psql('postgres', qq{
@@ -227,7 +231,7 @@ is(elsewhere_requests(), 0, 'plain: elsewhere received no request');
 # ---------------------------------------------------------------- 3. token destination
 
 sql("SELECT ig_connect_account('loc_a', '$A', '$A', '$TOKEN_A')");
-sql("SELECT ig_connect_account('loc_b', '$B', '$B', '$TOKEN_B', 'graph.instagram.com')");
+sql("SELECT ig_connect_account('loc_b', '$B', '$B', '$TOKEN_B', 'graph.instagram.com', '$APP_SECRET')");
 mock_admin($mock, 'POST', '/_admin/reset');
 my %redirect = (302 => user(10), 307 => user(12), 308 => user(14));
 for my $status (sort keys %redirect)
@@ -351,9 +355,20 @@ END $$;
 my $NEEDLES = 'ARRAY['
   . join(', ', map { "convert_from(decode('" . unpack('H*', $_) . "', 'hex'), 'UTF8')" } @TOKENS) . ']';
 my $SCAN = "$FIND_FN SELECT r FROM pg_temp.token_relations($NEEDLES) r ORDER BY 1";
-my %stored = (2 => 1, 3 => 1, 4 => 1);    # token #1 ($TOKEN_A) was rotated away
-my $expected = join("\n", map { "$_:ig_identity.account_tokens" } sort keys %stored);
-is(sql($SCAN), $expected, 'superuser: the tokens are in no relation but ig_identity.account_tokens');
+my %stored = (2 => 1, 3 => 1, 4 => 1, 5 => 1);    # token #1 ($TOKEN_A) was rotated away
+is(sql($SCAN), '', 'superuser: no relation holds a token or app secret in clear, ig_identity.account_tokens included');
+# ... yet the stored ones are there, sealed: each opens to its token (#5 is
+# account B's app secret).
+my %stored_in = (2 => $B, 3 => '17841400000000077', 4 => $A, 5 => $B);
+for my $n (sort keys %stored)
+{
+	my $hex = unpack('H*', $TOKENS[ $n - 1 ]);
+	my $col = $n == 5 ? 'app_secret' : 'access_token';
+	is(sql(qq{SELECT ig_identity.secret_matches('$col', ig_account_id, $col,
+	                     convert_from(decode('$hex', 'hex'), 'UTF8'))
+	            FROM ig_identity.account_tokens WHERE ig_account_id = '$stored_in{$n}'}),
+		't', "secret #$n is stored, sealed");
+}
 ($ret, $out, $err) = psql_as($node, 'igid_app', $SCAN);
 is($ret, 0, 'igid_app scanned every relation it may read') or diag($err);
 is($out, '', 'igid_app reads no token anywhere');
@@ -369,8 +384,7 @@ for my $n (1 .. @TOKENS)
 		if ($line eq '\\.') { $table = undef; next; }
 		$in{ $table // '(outside COPY data)' }++ if index($line, $TOKENS[ $n - 1 ]) >= 0;
 	}
-	is(join(', ', sort keys %in), $stored{$n} ? 'ig_identity.account_tokens' : '',
-		"pg_dump --data-only: token #$n is only in the data of ig_identity.account_tokens");
+	is(join(', ', sort keys %in), '', "pg_dump --data-only: token #$n is in no part of the dump");
 }
 is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ig_identity worker'}), '1',
 	'the worker was among the scanned backends');

@@ -6,7 +6,8 @@
 # runs, quarantine) and updated. After the update:
 #   - its catalog equals a fresh install's, as catalog query output
 #     (test/upgrade/catalog_snapshot.sql), GUC reservations included;
-#   - every row of every table is still there, column for column;
+#   - every row of every table is still there, column for column (the
+#     tokens sealed in place, each opening to what it was);
 #   - the stored token still works (a SQL refresh against the mock), the
 #     worker runs cycles and refreshes;
 #   - pg_dump/restore and DROP EXTENSION keep their guarantees.
@@ -102,11 +103,16 @@ for my $t (@tables)
 {
 	my $cols = $node->safe_psql('postgres', qq{
 		SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
-		 WHERE attrelid = '$t'::regclass AND attnum > 0 AND NOT attisdropped});
+		 WHERE attrelid = '$t'::regclass AND attnum > 0 AND NOT attisdropped
+		   -- the update seals the tokens: compared on their own below
+		   AND NOT ('$t' = 'ig_identity.account_tokens' AND attname = 'access_token')});
 	$rows_sql{$t} = "SELECT count(*) || ' ' || coalesce(md5(string_agg(r::text, E'\\n' ORDER BY r::text)), '-')"
 	  . " FROM (SELECT $cols FROM $t) r";
 }
 my %before = map { $_ => $node->safe_psql('postgres', $rows_sql{$_}) } @tables;
+my %tokens_before = map { split /\|/ } split /\n/,
+  $node->safe_psql('postgres', 'SELECT ig_account_id, access_token FROM ig_identity.account_tokens');
+cmp_ok(scalar(keys %tokens_before), '>=', 2, 'tokens stored in clear before the update (1.0)');
 for my $t (@tables)
 {
 	unlike($before{$t}, qr/^0 /, "$t has rows before the update");
@@ -119,6 +125,18 @@ is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extna
 for my $t (@tables)
 {
 	is($node->safe_psql('postgres', $rows_sql{$t}), $before{$t}, "$t: every row kept, column for column");
+}
+# The update sealed every token in place (a key is configured): ciphertext
+# only, each opening to the token it was.
+for my $id (sort keys %tokens_before)
+{
+	my $hex = unpack('H*', $tokens_before{$id});
+	is($node->safe_psql('postgres', qq{
+		SELECT get_byte(access_token, 0) || ' ' || position(decode('$hex', 'hex') IN access_token) || ' '
+		       || ig_identity.secret_matches('access_token', ig_account_id, access_token,
+		                                     convert_from(decode('$hex', 'hex'), 'UTF8'))
+		  FROM ig_identity.account_tokens WHERE ig_account_id = '$id'}),
+		'1 0 true', "the token of $id is sealed by the update and opens to what it was");
 }
 
 # --- the same catalog as a fresh install -------------------------------------

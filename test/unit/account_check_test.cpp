@@ -76,10 +76,10 @@ TEST(AccountCheck, ConversationListOwner) {
     EXPECT_EQ(conversation_list_owner(ApiHost::instagram, "17841400000000002", "1000000000000002"),
               "17841400000000002");
     GraphAccount a{"17841400000000001", "tok-unit-owner", ApiHost::facebook,
-                   graph_base_url("", ApiHost::facebook)};
+                   graph_base_url("", ApiHost::facebook), {}};
     auto r = conversations_request(a, "me");
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->url.rfind("https://graph.facebook.com/v21.0/me/conversations?platform=instagram", 0), 0u) << r->url;
+    EXPECT_EQ(r->url.rfind("https://graph.facebook.com/v26.0/me/conversations?platform=instagram", 0), 0u) << r->url;
     EXPECT_FALSE(conversations_request(a, "mee"));
     // the refusal Meta gives for the IG id as owner is a plain bad request
     auto err = parse_graph_error(fixture("error_conversations_ig_owner.json"));
@@ -88,9 +88,24 @@ TEST(AccountCheck, ConversationListOwner) {
 }
 
 TEST(AccountCheck, MeRequestPerFlavour) {
-    GraphAccount fb{"17841400000000001", "tok-unit-me", ApiHost::facebook, graph_base_url("", ApiHost::facebook)};
-    GraphAccount ig{"17841400000000002", "tok-unit-me", ApiHost::instagram, graph_base_url("", ApiHost::instagram)};
-    EXPECT_EQ(me_request(fb).url, "https://graph.facebook.com/v21.0/me?fields=id,name,instagram_business_account");
-    EXPECT_EQ(me_request(ig).url, "https://graph.instagram.com/v21.0/me?fields=user_id,username");
+    GraphAccount fb{"17841400000000001", "tok-unit-me", ApiHost::facebook, graph_base_url("", ApiHost::facebook), {}};
+    GraphAccount ig{"17841400000000002", "tok-unit-me", ApiHost::instagram, graph_base_url("", ApiHost::instagram), {}};
+    EXPECT_EQ(me_request(fb).url, "https://graph.facebook.com/v26.0/me?fields=id,name,instagram_business_account");
+    EXPECT_EQ(me_request(ig).url, "https://graph.instagram.com/v26.0/me?fields=user_id,username");
     EXPECT_EQ(me_request(ig).url.find("tok-unit-me"), std::string::npos);
+}
+
+// The refresh answer and its refusals, from the fixture corpus.
+TEST(TokenRefreshFixtures, ParsesMetasShapes) {
+    TokenRefreshParse ok = parse_token_refresh(fixture("refresh_access_token.json"));
+    ASSERT_EQ(ok.status, ParseStatus::ok);
+    EXPECT_EQ(ok.access_token, "IGAAexampleRefreshedTokenNotReal");
+    EXPECT_EQ(ok.expires_in, 5184000);
+    TokenRefreshParse expired = parse_token_refresh(fixture("error_token_expired.json"));
+    ASSERT_EQ(expired.status, ParseStatus::graph_error);
+    EXPECT_EQ(expired.error->code, 190);
+    EXPECT_EQ(expired.error->subcode, 463);
+    TokenRefreshParse proof = parse_token_refresh(fixture("error_appsecret_proof_missing.json"));
+    ASSERT_EQ(proof.status, ParseStatus::graph_error);
+    EXPECT_EQ(proof.error->code, 100);
 }

@@ -329,3 +329,37 @@ TEST_F(HttpDriverMock, ManyRequestsReuseConnections) {
     // Keep-alive makes this quick even with a Python server.
     EXPECT_LT(steady_clock::now() - t0, seconds(10));
 }
+
+// https to the plain-http mock: the handshake fails before any request is
+// sent; the error says it is TLS and that nothing went out, and the mock
+// sees no Graph call (so no token left the client).
+TEST_F(HttpDriverMock, TlsHandshakeFailureSendsNothing) {
+    HttpRequest r = profile(a, kJane);
+    r.url = "https://127.0.0.1:" + std::to_string(mock.port()) + "/v21.0/" + kJane + "?fields=username";
+    HttpResponse out = one({}, r);
+    EXPECT_EQ(out.error, TransportError::tls) << out.error_text;
+    EXPECT_EQ(out.error_text.rfind("TLS failure (nothing was sent): ", 0), 0u) << out.error_text;
+    EXPECT_EQ(out.error_text.find(kTokenA), std::string::npos) << out.error_text;
+    EXPECT_EQ(json_get_int(mock.stats().get(), "total"), 0);
+}
+
+// A CA bundle that cannot be read is a TLS failure too, never a silent
+// fallback to the system store or to no verification.
+TEST_F(HttpDriverMock, UnreadableCaFileIsATlsFailure) {
+    HttpOptions o;
+    o.ca_file = "/nonexistent/ig_identity-test-ca.pem";
+    HttpRequest r = profile(a, kJane);
+    r.url = "https://127.0.0.1:" + std::to_string(mock.port()) + "/v21.0/" + kJane + "?fields=username";
+    HttpResponse out = one(o, r);
+    EXPECT_EQ(out.error, TransportError::tls) << out.error_text;
+    EXPECT_EQ(json_get_int(mock.stats().get(), "total"), 0);
+}
+
+// The bundle applies to https only: plain http to loopback is unaffected.
+TEST_F(HttpDriverMock, CaFileDoesNotAffectPlainLoopbackHttp) {
+    HttpOptions o;
+    o.ca_file = "/nonexistent/ig_identity-test-ca.pem";
+    HttpResponse out = one(o, profile(a, kJane));
+    EXPECT_EQ(out.error, TransportError::none) << out.error_text;
+    EXPECT_EQ(out.status, 200);
+}

@@ -152,7 +152,7 @@ TEST(TokenDestination, EveryRequestStaysUnderTheConfiguredBase) {
                              "QVFIU%2F%2Fevil", "https:evil.example"};
     for (const char *override_url : {"", "http://127.0.0.1:8123/v21.0", "https://proxy.internal/graph/v21.0"}) {
         for (ApiHost host : {ApiHost::facebook, ApiHost::instagram}) {
-            GraphAccount acct{"17841400000000001", "tok-unit-destination", host, graph_base_url(override_url, host)};
+            GraphAccount acct{"17841400000000001", "tok-unit-destination", host, graph_base_url(override_url, host), {}};
             expect_under_base(*profile_request(acct, "1000000000000101"), acct, "profile");
             expect_under_base(*profile_request(acct, "1000000000000101", true), acct, "profile basic");
             expect_under_base(me_request(acct), acct, "me");

@@ -19,7 +19,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 
 our @EXPORT = qw(start_mock stop_mock mock_admin new_worker_node worker_pid
-  worker_state wait_until count_matches log_since connect_account
+  worker_state wait_until count_matches log_since connect_account write_key_file
   ACCOUNT_A TOKEN_A USER_JANE USER_JOHN USER_STORE);
 
 # The mock's built-in data (test/mock_graph/CONTRACT.md).
@@ -107,9 +107,32 @@ sub new_worker_node
 	  . "log_line_prefix = '%m [%p] %b '\n";
 	$conf .= "ig_identity.graph_api_url = 'http://127.0.0.1:$opt{mock}{port}/v21.0'\n"
 	  if $opt{mock};
+	# tokens are stored encrypted: a fresh random key per cluster (no_key
+	# => 1 for a cluster without one)
+	$conf .= "ig_identity.key_file = '" . write_key_file($node->basedir . '/ig_identity.key') . "'\n"
+	  unless $opt{no_key};
 	$conf .= $opt{conf} if $opt{conf};
 	$node->append_conf('postgresql.conf', $conf);
 	return $node;
+}
+
+# Writes a fresh random key file (64 hex digits, mode 0600) at $path and
+# returns $path.
+sub write_key_file
+{
+	my ($path) = @_;
+	open(my $r, '<:raw', '/dev/urandom') or die "/dev/urandom: $!";
+	my $n = read($r, my $bytes, 32);
+	close $r;
+	die "short read from /dev/urandom" unless $n == 32;
+	unlink $path;
+	my $old = umask(077);
+	open(my $w, '>', $path) or die "$path: $!";
+	print $w unpack('H*', $bytes);
+	close $w;
+	umask($old);
+	chmod 0600, $path;
+	return $path;
 }
 
 # The worker's pid from pg_stat_activity, or '' when none runs.
