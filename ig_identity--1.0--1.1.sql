@@ -3332,6 +3332,100 @@ AS $$
      ORDER BY a.ig_account_id
 $$;
 
+-- On Citus the readers and writers main added for issue 12 and 14 in
+-- PL/pgSQL forms Citus runs (same results on one node).
+
+CREATE OR REPLACE FUNCTION ig_identity.read_foreign_conversation_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.id::text), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.id::text = ANY (p_ids)
+       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_foreign_message_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT m.id::text), '{}')
+      FROM @extschema@.instagram_messages m
+     WHERE m.id::text = ANY (p_ids)
+       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_message_conversations(p_ig_account_id text, p_conversation_ids text[],
+                                                       p_from text[], p_to text[], p_echo boolean[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- On Citus: plpgsql, not sql (Citus plans no SQL function's parameterised
+-- statement on a distributed table), and the account's conversations with
+-- these participants read in one statement on the account's shard, not in
+-- a subquery per message (Citus runs no correlated subquery over unnest).
+DECLARE
+    v_wanted text[];
+    v_participants text[];
+    v_ids text[];
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END)
+      INTO v_wanted
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) AS s(conversation_id, from_id, to_id, is_echo)
+     WHERE s.conversation_id IS NULL;
+    IF v_wanted IS NOT NULL THEN
+        -- the newest conversation of each participant
+        SELECT pg_catalog.array_agg(n.participant), pg_catalog.array_agg(n.id)
+          INTO v_participants, v_ids
+          FROM (SELECT DISTINCT ON (c.participant_igsid)
+                       c.participant_igsid::text AS participant, c.id::text AS id
+                  FROM @extschema@.instagram_conversations c
+                 WHERE c.ig_account_id = p_ig_account_id
+                   AND c.participant_igsid = ANY (v_wanted)
+                 ORDER BY c.participant_igsid, c.updated_time DESC NULLS LAST) AS n;
+    END IF;
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(
+               COALESCE(s.conversation_id,
+                        (SELECT k.id FROM unnest(v_participants, v_ids) AS k(participant, id)
+                          WHERE k.participant = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END))
+               ORDER BY s.n), '{}')
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) WITH ORDINALITY
+           AS s(conversation_id, from_id, to_id, is_echo, n));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.clear_unsent_messages(p_ig_account_id text, p_mids text[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+DECLARE
+    v_n bigint;
+BEGIN
+    UPDATE @extschema@.instagram_messages m
+       SET message = NULL
+     WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
 -- ==== end of issue 17 ====
 
 

@@ -26,12 +26,18 @@
 #     message waits for as long as it likes.
 use strict;
 use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use IgIdentityTest qw(write_key_file);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('review_repair');
 $node->init;
+# tokens are stored sealed (issue 16): the partitioned case connects an account
+$node->append_conf('postgresql.conf',
+	"ig_identity.key_file = '" . write_key_file($node->basedir . '/ig_identity.key') . "'\n");
 $node->start;
 $node->safe_psql('postgres', 'CREATE ROLE app');
 
