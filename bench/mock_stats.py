@@ -6,6 +6,8 @@ Graph API mock (standard library only).
   rtt TOKEN            median round trip of 50 profile calls, in ms
   rate ACCOUNT         "<calls> <max calls in any 1 s window> <mean calls/s>"
                        for one account, from the mock's own arrival times
+  pace                 "<calls> <accounts> <max calls of one account in any
+                       1 s window>" over every account (profile calls only)
 """
 import http.client
 import json
@@ -46,6 +48,21 @@ def main(argv):
         span = times[-1] - times[0] if len(times) > 1 else 0
         mean = (len(times) - 1) / span if span > 0 else 0
         print(len(times), worst, "%.2f" % mean)
+    elif what == "pace":
+        reqs = [r for r in stats(port)["requests"] if r.get("endpoint") == "profile" and r.get("account")]
+        by = {}
+        for r in reqs:
+            by.setdefault(r["account"], []).append(r["t"])
+        worst = 0
+        for times in by.values():
+            times.sort()
+            k = 0
+            for i, t in enumerate(times):
+                k = max(k, i)
+                while k < len(times) and times[k] < t + 1.0:
+                    k += 1
+                worst = max(worst, k - i)
+        print(len(reqs), len(by), worst)
     else:
         sys.exit(__doc__)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh [SCENARIO ...] — ig_identity's benchmarks, one table.
 #
-#   bench/run.sh                 every scenario (about 15 minutes on 2 cores)
+#   bench/run.sh                 every scenario (about 26 minutes on 2 cores)
 #   bench/run.sh refresh upsert  only those
 #   BENCH_N=1000 bench/run.sh    a quicker, smaller run of scenarios 1 and 2
 #
@@ -28,10 +28,26 @@
 #                handshakes counted at the proxy; backend CPU per profile
 #                against plain HTTP; the PL/pgSQL loop over
 #                ig_resolve_profile through TLS against the h2 refresh
-#   citus     9. scenario 1's refresh at C = 16 on a Citus coordinator with
-#                two worker nodes, against the single node in the same run
 #
 #   bench/run.sh --quick tls     scenario 8 with N = 400 (loop: 100)
+#
+# Many accounts (issue 15), the worker with requests_per_second R = 2 per
+# account, max_concurrency C = 16, mock latency L = 50 ms, the rows put in
+# ig_identity.refresh_queue in one transaction; the limit is
+# max(ceil(N/C) x L, (P-1)/R + L) for P rows per account:
+#   sched200  9. 200 accounts x 25 rows: wall time against the limit, pace
+#   sched2000 10. 2,000 accounts x 10 rows: the same, and the worker's CPU per
+#                identity against one account's (scenario 9)
+#   single   11. 1 account x 5,000 rows, no pace (R = 0): against ceil(N/C) x L
+#   noisy    12. one account draining 5,000 rows at 2/s while 100 other
+#                accounts each get a new webhook participant: enqueue-to-cached
+#   curve    13. wall time against the number of accounts at constant N
+#                (bench/results/sched_accounts.{dat,png})
+#   citus    14. (issue 17) scenario 1's refresh at C = 16 on a Citus
+#                coordinator with two worker nodes, against the single node in
+#                the same run
+#
+#   bench/run.sh --quick         scenarios 7-10, smaller (about 4 minutes)
 #
 # Everything runs on a throwaway cluster (fsync off, as in the tests) with
 # the local Graph API mock on loopback. Benchmarks print figures and ratios
@@ -40,10 +56,11 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate syncmem tls citus)
+ALL=(refresh baseline sync upsert worker rate syncmem tls sched200 sched2000 single noisy curve citus)
 QUICK=
 if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 SCENARIOS=("$@")
+[ ${#SCENARIOS[@]} -eq 0 ] && [ -n "$QUICK" ] && SCENARIOS=(sched200 sched2000 single noisy)
 [ ${#SCENARIOS[@]} -eq 0 ] && SCENARIOS=("${ALL[@]}")
 N=${BENCH_N:-5000}                 # participants, scenarios 1 and 2
 L=${BENCH_LATENCY_MS:-50}          # mock latency per profile, ms
@@ -368,7 +385,7 @@ SQL
         "$(calc "round(($anon1 - $anon0) / 1024 / 64, 3)")" "< 64 MB"
 }
 
-# 9. citus: the same refresh (N, L, C = 16) on a Citus coordinator with two
+# 14. citus: the same refresh (N, L, C = 16) on a Citus coordinator with two
 # worker nodes on loopback, the inbox distributed by ig_account_id, against
 # the single node measured just before in this run. Citus is built from
 # test/vendor/ when missing (scripts/citus_build.sh).
@@ -386,9 +403,9 @@ EOC
     as_pg pg_ctl -D "$1/data" -o "-p $2 -k $DIR" -l "$1.log" -w start >/dev/null || die "a Citus node did not start"
 }
 scenario_citus() {
-    log "9. citus: the refresh of N=$N, L=${L} ms, C=16 on a coordinator and two worker nodes"
+    log "14. citus: the refresh of N=$N, L=${L} ms, C=16 on a coordinator and two worker nodes"
     "$IGID_ROOT/scripts/citus_build.sh" >"$DIR/citus_build.log" 2>&1 || {
-        row "9 citus" "not run: Citus could not be built ($(tail -n 1 "$DIR/citus_build.log"))" "-" "-" "-" "<= 1.25"
+        row "14 citus" "not run: Citus could not be built ($(tail -n 1 "$DIR/citus_build.log"))" "-" "-" "-" "<= 1.25"
         return 0
     }
     local ports=() n
@@ -424,7 +441,7 @@ SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refres
     read -r single _ _ < <(timed_refresh bench_citus_single 16)
     csql "${ports[0]}" -F ' ' <<<"$refresh_sql" >/dev/null
     read -r secs refreshed failed < <(csql "${ports[0]}" -F ' ' <<<"$refresh_sql")
-    row "9 citus C=16" "wall s on Citus, 2 worker nodes ($refreshed refreshed, $failed failed)" \
+    row "14 citus C=16" "wall s on Citus, 2 worker nodes ($refreshed refreshed, $failed failed)" \
         "$secs" "single node $single s" "$(calc "round($secs / $single, 3)")" "<= 1.25"
     for n in c w1 w2; do as_pg pg_ctl -D "$DIR/citus_$n/data" -m fast -w stop >/dev/null 2>&1; done
 }
@@ -563,9 +580,207 @@ SQL
     kill "$h2_pid" "$h1_pid" 2>/dev/null; wait "$h2_pid" "$h1_pid" 2>/dev/null
 }
 
+# --- many accounts (issue 15) -------------------------------------------
+SCHED_P=2000                                   # accounts connected for 9-13
+SCHED_R=2; SCHED_C=16
+# The mock's usage budgets (10,000 calls a minute app-wide and per account)
+# would make the worker slow down on its usage headers long before 2,000
+# accounts are served: these scenarios measure the scheduler, so the
+# budgets are out of the way (the usage slow-down has tests of its own).
+SCHED_MOCK_CONFIG="{\"latency_ms\": $L, \"app_budget_per_min\": 100000000, \"budget_per_min\": 100000000}"
+sched_acct() { printf '178414010%08d' "$1"; }
+SCHED_READY=
+SCHED_PACE=0                                   # worst calls/1 s of one account
+CPU_SINGLE=
+
+# The worker's database with SCHED_P accounts (known to the mock too).
+sched_setup() {
+    [ -n "$SCHED_READY" ] && return 0
+    log "many accounts: connecting $SCHED_P accounts in the worker's database"
+    psql_as postgres -qc "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS bench_worker WITH (FORCE)" -c "CREATE DATABASE bench_worker" >/dev/null
+    sql bench_worker -c "CREATE EXTENSION ig_identity" >/dev/null
+    "$PYTHON" - "$MOCK_PORT" "$SCHED_P" <<'PY'
+import http.client, json, sys
+n = int(sys.argv[2])
+accts = [{"ig_account_id": "178414010%08d" % i, "token": "mock-token-sched-bench-%05d" % i} for i in range(n)]
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=120)
+c.request("POST", "/_admin/data", json.dumps({"accounts": accts}), {"Content-Type": "application/json"})
+r = c.getresponse(); r.read()
+assert r.status == 200, r.status
+PY
+    sql bench_worker -c "SELECT count(ig_connect_account('loc_' || (g / 10), '178414010' || lpad(g::text, 8, '0'),
+                                 '178414010' || lpad(g::text, 8, '0'), 'mock-token-sched-bench-' || lpad(g::text, 5, '0'),
+                                 'graph.facebook.com')) FROM generate_series(0, $SCHED_P - 1) g" >/dev/null
+    sql bench_worker -c "CREATE TABLE bench_t0 (ig_user_id text PRIMARY KEY, committed_at timestamptz)" >/dev/null
+    SCHED_PID=
+    for _ in $(seq 1 400); do   # a worker that waited for the database, then restarts
+        SCHED_PID=$(sql bench_worker -c "SELECT pid FROM ig_identity_worker_state()")
+        [ -n "$SCHED_PID" ] && break
+        sleep 0.2
+    done
+    [ -n "$SCHED_PID" ] || die "the worker did not start"
+    SCHED_READY=1
+}
+
+# sched_settings R C: the worker's pace and concurrency (it reloads at once).
+sched_settings() {
+    psql_as postgres -qc "ALTER SYSTEM SET ig_identity.requests_per_second = $1" \
+        -c "ALTER SYSTEM SET ig_identity.max_concurrency = $2" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SCHED_PID/stat"; }
+
+# sched_run P K: queues K rows for each of accounts 0..P-1 in one
+# transaction, waits for the worker to drain them; prints
+# "wall_s cpu_s refreshed calls max_in_flight worst_calls_per_1s".
+sched_run() {
+    local p=$1 k=$2
+    sql bench_worker -c "TRUNCATE ig_identity.refresh_queue" -c "TRUNCATE instagram_user_cache" >/dev/null
+    mockctl reset >/dev/null; mockctl config "$SCHED_MOCK_CONFIG" >/dev/null
+    local c0 c1 t0 wall refreshed
+    c0=$(cpu_ticks)
+    t0=$(sql bench_worker <<SQL
+BEGIN;
+INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
+SELECT '178414010' || lpad(a::text, 8, '0'), (2000000000000000 + a * $k + j)::text, 'stale', now()
+  FROM generate_series(0, $p - 1) a, generate_series(0, $k - 1) j;
+SELECT extract(epoch FROM clock_timestamp());
+COMMIT;
+SQL
+)
+    for _ in $(seq 1 6000); do
+        [ "$(sql bench_worker -c "SELECT count(*) FROM ig_identity.refresh_queue")" = 0 ] && break
+        sleep 0.1
+    done
+    c1=$(cpu_ticks)
+    read -r wall refreshed < <(sql bench_worker -F ' ' -c "
+        SELECT round((extract(epoch FROM max(last_fetched_at)) - $t0)::numeric, 3), count(username)
+          FROM instagram_user_cache")
+    read -r calls inflight < <(mock_stats calls_inflight)
+    read -r _ _ worst < <(mock_stats pace)
+    echo "$wall $(calc "round(($c1 - $c0) / $(getconf CLK_TCK), 2)") $refreshed $calls $inflight $worst"
+}
+
+# sched_limit P K R C: max(ceil(N/C) x L, (K-1)/R + L) in seconds.
+sched_limit() {
+    calc "max(-(-$1 * $2 // $4) * $L / 1000, (($2 - 1) / $3 if $3 > 0 else 0) + $L / 1000)"
+}
+
+sched_scenario() {   # NAME P K R
+    local name=$1 p=$2 k=$3 r=$4
+    sched_setup
+    sched_settings "$r" "$SCHED_C"
+    log "$name: $p accounts x $k rows, R = $r/s, C = $SCHED_C, L = $L ms"
+    read -r wall cpu refreshed calls inflight worst < <(sched_run "$p" "$k")
+    [ "$r" != 0 ] && [ "$worst" -gt "$SCHED_PACE" ] && SCHED_PACE=$worst
+    local limit target
+    limit=$(sched_limit "$p" "$k" "$r" "$SCHED_C")
+    target="<= 1.25"; [ "$p" = 1 ] && target="<= 1.10"
+    row "$name" "wall s ($refreshed of $((p * k)) refreshed, $calls calls, max in flight $inflight, worker CPU $cpu s)" \
+        "$wall" "limit $limit s" "$(calc "round($wall / $limit, 3)")" "$target"
+    SCHED_LAST_CPU_PER_ID=$(calc "$cpu / max(1, $refreshed) * 1000")
+}
+
+scenario_sched200() { sched_scenario "9 sched200" 200 "${BENCH_SCHED200_K:-25}" "$SCHED_R"; }
+
+scenario_sched2000() {
+    local k=${BENCH_SCHED2000_K:-10}
+    [ -n "$QUICK" ] && k=${BENCH_SCHED2000_K:-3}
+    sched_scenario "10 sched2000" 2000 "$k" "$SCHED_R"
+    local cpu2000=$SCHED_LAST_CPU_PER_ID
+    [ -n "$CPU_SINGLE" ] || scenario_single
+    row "10 scheduler CPU" "worker CPU ms per refreshed identity, 2,000 accounts" "$(calc "round($cpu2000, 3)")" \
+        "1 account $(calc "round($CPU_SINGLE, 3)") ms" "$(calc "round($cpu2000 / max($CPU_SINGLE, 1e-9), 3)")" "<= 1.5"
+    row "10 pace" "max calls of one account in any 1 s window at the mock, scenarios 9-10" "$SCHED_PACE" \
+        "R = $SCHED_R" "$(calc "round($SCHED_PACE / $SCHED_R, 2)")" "<= 1"
+}
+
+scenario_single() {
+    [ -n "$CPU_SINGLE" ] && return 0
+    local n=${BENCH_SINGLE_N:-5000}
+    [ -n "$QUICK" ] && n=${BENCH_SINGLE_N:-2000}
+    sched_scenario "11 one account" 1 "$n" 0
+    CPU_SINGLE=$SCHED_LAST_CPU_PER_ID
+}
+
+scenario_noisy() {
+    local m=${BENCH_NOISY_N:-100}
+    [ -n "$QUICK" ] && m=${BENCH_NOISY_N:-20}
+    sched_setup
+    sched_settings "$SCHED_R" "$SCHED_C"
+    log "10. noisy neighbour: account 0 drains 5,000 rows at $SCHED_R/s; $m webhooks for accounts 1..$m"
+    sql bench_worker -c "TRUNCATE ig_identity.refresh_queue" -c "TRUNCATE instagram_user_cache" -c "TRUNCATE bench_t0" >/dev/null
+    mockctl reset >/dev/null; mockctl config "$SCHED_MOCK_CONFIG" >/dev/null
+    local rtt; rtt=$(mock_stats rtt "$TOKEN")
+    sql bench_worker -c "INSERT INTO ig_identity.refresh_queue (ig_account_id, ig_user_id, reason, not_before)
+        SELECT '$(sched_acct 0)', (2000000000000000 + g)::text, 'stale', now() FROM generate_series(0, 4999) g" >/dev/null
+    sleep 3
+    for i in $(seq 1 "$m"); do
+        local id=$((2000000000040000 + i)) acct; acct=$(sched_acct "$i")
+        sql bench_worker >/dev/null <<SQL
+BEGIN;
+SELECT ig_ingest_webhook('{"object":"instagram","entry":[{"id":"$acct","time":1,"messaging":[
+  {"sender":{"id":"$id"},"recipient":{"id":"$acct"},"timestamp":1752834910447,
+   "message":{"mid":"mid.noisy.$i","text":"hi"}}]}]}');
+INSERT INTO bench_t0 VALUES ('$id', clock_timestamp());
+COMMIT;
+SQL
+        for _ in $(seq 1 500); do
+            [ "$(sql bench_worker -c "SELECT count(*) FROM instagram_user_cache WHERE ig_user_id = '$id' AND username IS NOT NULL")" = 1 ] && break
+            sleep 0.01
+        done
+    done
+    local left
+    left=$(sql bench_worker -c "SELECT count(*) FROM ig_identity.refresh_queue WHERE ig_account_id = '$(sched_acct 0)'")
+    read -r resolved p50 p99 pmax < <(sql bench_worker -F ' ' -c "
+        SELECT count(c.username),
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+               round(max(ms)::numeric, 1)
+          FROM (SELECT c.username, extract(epoch FROM c.last_fetched_at - b.committed_at) * 1000 AS ms
+                  FROM bench_t0 b JOIN instagram_user_cache c ON c.ig_user_id = b.ig_user_id) c")
+    sql bench_worker -c "TRUNCATE ig_identity.refresh_queue" >/dev/null
+    row "12 noisy neighbour" "enqueue-to-cached ms, median / p99 / max ($resolved of $m resolved; $left of 5,000 still queued)" \
+        "$p50 / $p99 / $pmax" "1 s + one mock round trip ($rtt ms)" \
+        "$(calc "round($p99 / (1000 + $rtt), 3)")" "p99 < 1"
+}
+
+scenario_curve() {
+    local n=${BENCH_CURVE_N:-4000}
+    local ps=(${BENCH_CURVE_P:-25 50 100 200 500 1000 2000})
+    sched_setup
+    sched_settings "$SCHED_R" "$SCHED_C"
+    log "11. curve: N = $n rows over ${ps[*]} accounts"
+    : >"$RESULTS/sched_accounts.dat"
+    echo "# accounts wall_s limit_s (N=$n, R=$SCHED_R/s, C=$SCHED_C, L=${L} ms)" >>"$RESULTS/sched_accounts.dat"
+    for p in "${ps[@]}"; do
+        local k=$(( n / p ))
+        read -r wall cpu refreshed calls inflight worst < <(sched_run "$p" "$k")
+        local limit; limit=$(sched_limit "$p" "$k" "$SCHED_R" "$SCHED_C")
+        echo "$p $wall $limit" >>"$RESULTS/sched_accounts.dat"
+        row "13 curve P=$p" "wall s ($refreshed refreshed, $k rows each)" "$wall" "limit $limit s" \
+            "$(calc "round($wall / $limit, 3)")" "-"
+    done
+    command -v gnuplot >/dev/null || return 0
+    gnuplot <<GP 2>/dev/null
+set terminal pngcairo size 720,440 font ",10" noenhanced
+set output "$RESULTS/sched_accounts.png"
+set title "worker: $n rows over P accounts, R = $SCHED_R/s each, C = $SCHED_C, L = $L ms, $(nproc) cores"
+set xlabel "accounts (P)"
+set ylabel "wall time (s)"
+set logscale xy
+set key top right
+set grid
+plot "$RESULTS/sched_accounts.dat" using 1:3 with linespoints lw 2 dt 2 title "limit max(ceil(N/C) L, (N/P-1)/R + L)", \
+     "" using 1:2 with linespoints lw 2 pt 7 title "measured"
+GP
+}
+
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate|syncmem|tls|citus) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem|tls|sched200|sched2000|single|noisy|curve|citus) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done

@@ -508,6 +508,10 @@ void HttpDriver::set_account_rate(const std::string &account, double requests_pe
     impl_->account(account).limiter.set_rate(requests_per_second);
 }
 
+void HttpDriver::hold_account(const std::string &account, TimePoint earliest) {
+    impl_->account(account).limiter.hold_until(earliest);
+}
+
 void HttpDriver::pause_account(const std::string &account, TimePoint until) {
     impl_->account(account).paused_until = until;
 }

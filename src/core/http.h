@@ -86,6 +86,8 @@ public:
     std::vector<HttpResponse> step(int max_wait_ms);
 
     void set_account_rate(const std::string &account, double requests_per_second);
+    // No request of the account starts before `earliest` (see RateLimiter::hold_until).
+    void hold_account(const std::string &account, TimePoint earliest);
     // Pauses an account until `until`; a time in the past lifts the pause.
     void pause_account(const std::string &account, TimePoint until);
     std::optional<TimePoint> paused_until(const std::string &account) const;

@@ -380,6 +380,14 @@ void ProfileFetcher::add_account(GraphAccount account, double requests_per_secon
     impl_->add_account(std::move(account), requests_per_second, consecutive_throttles);
 }
 
+void ProfileFetcher::hold_account(std::string_view account_id, TimePoint earliest) {
+    impl_->driver.hold_account(std::string(account_id), earliest);
+}
+
+bool ProfileFetcher::has_account(std::string_view account_id) const {
+    return impl_->accounts.count(std::string(account_id)) > 0;
+}
+
 void ProfileFetcher::add(std::string_view account_id, std::string_view igsid) { impl_->add(account_id, igsid); }
 
 std::vector<ProfileOutcome> ProfileFetcher::step(int max_wait_ms) { return impl_->step(max_wait_ms); }

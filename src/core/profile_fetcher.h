@@ -61,6 +61,13 @@ public:
     // over from earlier runs.
     void add_account(GraphAccount account, double requests_per_second = -1, int consecutive_throttles = 0);
 
+    // No call for the account starts before `earliest`: the pace of calls
+    // made by an earlier fetcher carries over (the rate set still applies).
+    void hold_account(std::string_view account_id, TimePoint earliest);
+
+    // Whether the account was added.
+    bool has_account(std::string_view account_id) const;
+
     // Queues one id. An unknown account or an invalid IGSID gives an
     // immediate `permanent` outcome; a paused/stopped account a not-attempted one.
     void add(std::string_view account_id, std::string_view igsid);

@@ -50,4 +50,16 @@ bool RateLimiter::try_start() {
     return true;
 }
 
+void RateLimiter::hold_until(TimePoint earliest) {
+    if (rate_ == 0)
+        return;
+    TimePoint now = clock_();
+    refill(now);
+    if (earliest <= now)
+        return;
+    // tokens that reach 1.0 exactly at `earliest`
+    double wait_s = std::chrono::duration<double>(earliest - now).count();
+    tokens_ = std::min(tokens_, 1.0 - wait_s * rate_);
+}
+
 } // namespace igid

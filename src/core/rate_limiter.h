@@ -23,6 +23,10 @@ public:
     // Takes a token and returns true when a request may start now.
     bool try_start();
 
+    // No start before `earliest` (a pace kept over from an earlier limiter:
+    // the worker's next fetch of an account it called a moment ago).
+    void hold_until(TimePoint earliest);
+
 private:
     void refill(TimePoint now) const;
 

@@ -16,11 +16,17 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
 
 namespace igid::pg {
 
 namespace {
+
+/* Added to the gap between two calls of one account: calls spaced exactly
+ * 1/rate apart reach Meta with some jitter, and a 1 s window there could
+ * then count rate + 1 of them. */
+constexpr double kPaceMarginS = 0.02;
 
 /* How long a person waits after transient failures used up their attempts. */
 constexpr double kRetryLaterS = 15 * 60.0;
@@ -148,7 +154,8 @@ ProfileFetcherOptions fetcher_options()
     ProfileFetcherOptions opts;
     opts.http.max_concurrency = settings.max_concurrency;
     opts.http.per_account_concurrency = settings.max_concurrency;
-    opts.http.requests_per_second = settings.requests_per_second;
+    const double interval_s = pace_interval_s();
+    opts.http.requests_per_second = interval_s > 0 ? 1.0 / interval_s : 0;
     opts.http.total_timeout_ms = settings.http_timeout_ms;
     opts.http.connect_timeout_ms = std::min(5000, settings.http_timeout_ms);
     opts.http.ca_file = settings.ca_file ? settings.ca_file : "";
@@ -157,31 +164,67 @@ ProfileFetcherOptions fetcher_options()
 
 } // namespace
 
+double pace_interval_s()
+{
+    if (settings.requests_per_second <= 0)
+        return 0;
+    return 1.0 / settings.requests_per_second + kPaceMarginS;
+}
+
 std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accounts,
                                          const std::vector<Target> &targets,
                                          const Progress &on_progress, const OutcomeSink &sink,
-                                         size_t batch_size)
+                                         size_t batch_size, const Refill &refill)
 {
     std::map<std::string, AccountEvent> events;
     ProfileFetcher fetcher(fetcher_options());
-    for (const auto &a : accounts) {
+    auto add_account = [&](const AccountCreds &a) {
+        if (fetcher.has_account(a.ig_account_id))
+            return;
         fetcher.add_account(graph_account(a.ig_account_id, a.token, a.api_host, a.app_secret),
                             /* the rate limit from the options */ -1, a.consecutive_throttles);
+        if (a.earliest_start)
+            fetcher.hold_account(a.ig_account_id, *a.earliest_start);
         events[a.ig_account_id] =
             AccountEvent{a.ig_account_id, "active", {}, {}, {}, {}, false, a.token_rotated_at};
-    }
+    };
+    for (const auto &a : accounts)
+        add_account(a);
+    /* targets a refill hands over, after the caller's */
+    std::vector<Target> more;
+    std::vector<AccountCreds> more_accounts;
+    size_t next_more = 0;
 
     /* Ids are handed to the fetcher a window at a time, so neither pending
      * ids nor outcomes ever grow with the number of targets. */
-    const size_t window = std::max<size_t>(batch_size, 64);
+    /* (a refill bounds what it hands over itself: then the whole of it,
+     * so that every account with work has it at hand for its pace) */
+    const size_t window = refill ? std::numeric_limits<size_t>::max() : std::max<size_t>(batch_size, 64);
     size_t next = 0;
     std::vector<FetchOutcome> batch;
     batch.reserve(batch_size);
-    while (next < targets.size() || !fetcher.done()) {
+    for (;;) {
+        if (refill) {
+            const size_t held = fetcher.pending() + (targets.size() - next) + (more.size() - next_more);
+            more_accounts.clear();
+            refill(held, more_accounts, more);
+            for (const auto &a : more_accounts)
+                add_account(a);
+        }
         while (next < targets.size() && fetcher.pending() < window) {
             fetcher.add(targets[next].ig_account_id, targets[next].ig_user_id);
             next++;
         }
+        while (next >= targets.size() && next_more < more.size() && fetcher.pending() < window) {
+            fetcher.add(more[next_more].ig_account_id, more[next_more].ig_user_id);
+            next_more++;
+        }
+        if (next_more == more.size() && !more.empty()) {
+            more.clear();
+            next_more = 0;
+        }
+        if (next >= targets.size() && next_more >= more.size() && fetcher.done())
+            break;
         on_progress();
         for (const auto &o : fetcher.step(100)) {
             auto it = events.find(o.account_id);

@@ -10,6 +10,8 @@
 
 #include "pg/spi.h"
 
+#include "core/clock.h"
+
 #include <functional>
 #include <optional>
 #include <set>
@@ -26,6 +28,8 @@ struct AccountCreds {
                             * void once the token has been rotated since */
     int consecutive_throttles = 0; /* the pause ladder's step so far */
     std::string app_secret;        /* "" = no appsecret_proof (read_credentials) */
+    std::optional<TimePoint> earliest_start; /* no call before (the pace of an
+                                              * earlier fetch carried over) */
 };
 
 /* One identity to fetch. */
@@ -98,6 +102,15 @@ using Progress = std::function<void()>;
 /* Receives finished outcomes in batches, so callers never hold them all. */
 using OutcomeSink = std::function<void(std::vector<FetchOutcome> &&)>;
 
+/* The least time between the starts of two calls of one account:
+ * 1 / ig_identity.requests_per_second and a small margin; 0 without a pace. */
+double pace_interval_s();
+
+/* Called between fetch steps with how many ids the fetch still holds
+ * (pending, running or not yet handed to the fetcher); may append more
+ * targets, and the accounts of those that the fetch does not know yet. */
+using Refill = std::function<void(size_t held, std::vector<AccountCreds> &accounts, std::vector<Target> &targets)>;
+
 /*
  * Fetches every target's profile concurrently within the settings' limits
  * (ig_identity.max_concurrency, requests_per_second, http_timeout,
@@ -107,7 +120,7 @@ using OutcomeSink = std::function<void(std::vector<FetchOutcome> &&)>;
 std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accounts,
                                          const std::vector<Target> &targets,
                                          const Progress &on_progress, const OutcomeSink &sink,
-                                         size_t batch_size = 500);
+                                         size_t batch_size = 500, const Refill &refill = {});
 
 /* Upserts a batch of outcomes (needs a transaction and SPI). */
 void apply_outcomes(const std::vector<FetchOutcome> &outcomes);

@@ -73,6 +73,7 @@ extern "C" {
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,7 +82,37 @@ namespace igid::pg {
 
 namespace {
 
-constexpr int kClaimBatch = 500;          /* queue rows claimed per cycle */
+/* Counts the outcomes a save wrote: those of accounts it could not save (a
+ * Citus worker node down, apply_outcomes_per_account) wait in the queue and
+ * count in neither figure. */
+void count_saved(RunSummary &summary, const std::vector<FetchOutcome> &outcomes,
+                 const std::set<std::string> &unreachable)
+{
+    if (unreachable.empty()) {
+        summary.count(outcomes);
+        return;
+    }
+    std::vector<FetchOutcome> saved;
+    for (const auto &o : outcomes)
+        if (!unreachable.count(o.ig_account_id))
+            saved.push_back(o);
+    summary.count(saved);
+}
+
+/* The scheduler across accounts (issue 15).  A cycle claims as it goes:
+ * while its fetch runs, it tops the pipeline up with the fair claim, so
+ * every transfer slot stays busy while any account has due work. */
+constexpr int kClaimBatch = 500;          /* rows per claim with 1.0's _worker_claim */
+constexpr int kPipeline = 1000;           /* rows held (claimed, not saved) at most */
+constexpr double kShareSeconds = 3.0;     /* per account: rows for this much of its pace */
+constexpr long kSaveEveryMs = 1000;       /* mid-cycle saves: results visible this soon */
+constexpr long kUrgentSaveMs = 50;        /* ... and this soon for a webhook's or a manual row */
+constexpr size_t kSaveAtOnce = 500;       /* ... or once this many are waiting */
+constexpr size_t kSaveAccounts = 32;      /* accounts per save transaction: the merge
+                                           * runs once per account, and the fetch waits
+                                           * meanwhile, so a long save is split */
+constexpr long kClaimEveryMs = 1000;      /* top-up claims at least this often */
+constexpr long kMaxCycleMs = 60000;       /* then the cycle drains and the next begins */
 constexpr int kQueueStaleBatch = 5000;    /* stale identities queued per scan */
 constexpr int kTokenRefreshBatch = 100;   /* Instagram Login tokens refreshed per scan */
 /* Outcomes are handed over one at a time: the sink only appends to a vector,
@@ -334,6 +365,23 @@ void limit_lock_waits_at_shutdown()
         (void) spi_exec("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", {});
 }
 
+/*
+ * A short transaction in the middle of a fetch (a save, a top-up claim):
+ * PostgreSQL's die() while it runs, so a lock wait ends at once; then back
+ * to the flag, a SIGTERM that arrived meanwhile kept as a stop request.
+ */
+template <typename F>
+void in_sql(F &&f)
+{
+    sql_signals();
+    f();
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    if (ProcDiePending) {
+        ProcDiePending = false;
+        ShutdownRequestPending = true;
+    }
+}
+
 /* Milliseconds from one timestamp to another (negative if earlier). */
 long ms_between(TimestampTz from, TimestampTz to)
 {
@@ -391,6 +439,9 @@ struct Claim {
     std::vector<AccountCreds> accounts;
 };
 
+/* A (account, user) pair: a queue row's key. */
+using RowKey = std::pair<std::string, std::string>;
+
 /* The whole worker: its loop, its cycle, its memory of what it logged. */
 class Worker {
 public:
@@ -403,11 +454,14 @@ private:
     bool extension_ready();
     void note_version(const std::string &version, const std::string &db);
     void wait_cause(const std::string &cause, const std::string &hint);
-    Claim claim();
+    Claim claim(int limit, const std::set<std::string> &known, const std::set<std::string> &skip);
+    int per_account_share() const;
     int record_pending_stops(PendingStop (&stops)[kPendingStops]);
-    void fetch_and_apply(Claim &claim);
-    void apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
-               const Claim &claim, TimestampTz started);
+    bool fetch_and_apply(Claim &claim);
+    void saved(std::vector<FetchOutcome> &outcomes, long long refreshed, long long failed);
+    void save_run(const RunSummary &summary, long long claimed, TimestampTz started);
+    void apply(std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
+               RunSummary &summary, long long claimed, TimestampTz started);
     double next_due_s();
     long next_wait_ms(bool full_batch, double due_s);
     void release_leases();
@@ -422,7 +476,12 @@ private:
     bool can_sweep_ = true;             /* the database's version has the owner-rights sweep */
     int consecutive_failures_ = 0;
     TimestampTz last_stale_scan_ = 0;
-    std::vector<Target> leased_;        /* claimed, not yet settled */
+    bool fair_claim_ = true;            /* the database has _worker_claim_fair (1.1) */
+    std::optional<long long> run_id_;   /* this cycle's history row, once saved */
+    std::set<RowKey> leased_;           /* claimed, not yet settled */
+    std::set<RowKey> urgent_;           /* claimed rows someone waits for */
+    std::map<std::string, std::chrono::steady_clock::time_point> last_call_; /* per account: its
+                                         * latest answer, so the next fetch keeps its pace */
     const char *phase_ = "starting";    /* for the error context */
 };
 
@@ -477,9 +536,12 @@ int Worker::lease_seconds() const
 {
     const double timeout_s = settings.http_timeout_ms / 1000.0;
     const int concurrency = std::max(1, settings.max_concurrency);
-    double estimate = std::ceil((double) kClaimBatch / concurrency) * timeout_s;
+    /* every row of the pipeline waits for a slot; one account's share waits
+     * for its pace */
+    const int batch = fair_claim_ ? kPipeline : kClaimBatch;
+    double estimate = std::ceil((double) batch / concurrency) * timeout_s;
     if (settings.requests_per_second > 0)
-        estimate += kClaimBatch / settings.requests_per_second;
+        estimate += (fair_claim_ ? per_account_share() : kClaimBatch) / settings.requests_per_second;
     return (int) std::min(3600.0, 60.0 + 1.5 * estimate);
 }
 
@@ -502,7 +564,8 @@ bool Worker::extension_ready()
 {
     auto rows = spi_query("SELECT e.extversion,"
                           "       pg_catalog.to_regprocedure('ig_identity._worker_claim(integer,interval)') IS NOT NULL,"
-                          "       pg_catalog.to_regprocedure('ig_identity._worker_stale_accounts()') IS NOT NULL"
+                          "       pg_catalog.to_regprocedure('ig_identity._worker_stale_accounts()') IS NOT NULL,"
+                          "       pg_catalog.to_regprocedure('ig_identity._worker_claim_fair(integer,integer,interval,text[])') IS NOT NULL"
                           "  FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'ig_identity'",
                           {}, true);
     const char *dbname = pg_call([] { return get_database_name(MyDatabaseId); });
@@ -524,6 +587,7 @@ bool Worker::extension_ready()
      * readers that 1.1 brings, so a 1.0 database gets no sweep until it is
      * updated (queued rows are still refreshed). */
     can_sweep_ = rows[0][2].value_or("f") == "t";
+    fair_claim_ = rows[0][3].value_or("f") == "t";
     note_version(rows[0][0].value_or("?"), db);
     if (!waiting_cause_.empty()) {
         waiting_cause_.clear();
@@ -579,27 +643,60 @@ int Worker::record_pending_stops(PendingStop (&stops)[kPendingStops])
     return n;
 }
 
-/* Step 1: leases due rows and reads their accounts' credentials.  Runs inside
- * a transaction. */
-Claim Worker::claim()
+/* How many rows one account may hold at once: enough for kShareSeconds of
+ * its pace, so a lease never holds a row much longer than the pace needs;
+ * the whole pipeline when there is no pace. */
+int Worker::per_account_share() const
+{
+    if (settings.requests_per_second <= 0)
+        return kPipeline;
+    return std::clamp((int) std::ceil(settings.requests_per_second * kShareSeconds) + 1, 2, kPipeline);
+}
+
+/* Step 1, and every top-up during the fetch: leases up to `limit` due rows,
+ * taking turns across accounts (_worker_claim_fair), none of the accounts in
+ * `skip`, and reads the credentials of accounts not in `known`.  Runs inside
+ * a transaction.  A database still at 1.0 gets its oldest 500 rows. */
+Claim Worker::claim(int limit, const std::set<std::string> &known, const std::set<std::string> &skip)
 {
     Claim c;
     char lease[32];
     snprintf(lease, sizeof lease, "%d seconds", lease_seconds());
-    auto rows = spi_query("SELECT ig_account_id, ig_user_id"
-                          "  FROM ig_identity._worker_claim($1, $2::pg_catalog.interval)",
-                          {int4_param(kClaimBatch), text_param(std::string(lease))});
+    std::vector<Row> rows;
+    if (fair_claim_) {
+        std::vector<Text> skipped(skip.begin(), skip.end());
+        rows = spi_query("SELECT ig_account_id, ig_user_id, reason"
+                         "  FROM ig_identity._worker_claim_fair($1, $2, $3::pg_catalog.interval, $4)",
+                         {int4_param(limit), int4_param(per_account_share()), text_param(std::string(lease)),
+                          text_array_param(skipped)});
+    } else {
+        rows = spi_query("SELECT ig_account_id, ig_user_id, reason"
+                         "  FROM ig_identity._worker_claim($1, $2::pg_catalog.interval)",
+                         {int4_param(kClaimBatch), text_param(std::string(lease))});
+    }
     std::set<std::string> wanted;
     for (auto &r : rows) {
         c.targets.push_back({r[0].value_or(""), r[1].value_or("")});
-        wanted.insert(r[0].value_or(""));
+        leased_.insert({r[0].value_or(""), r[1].value_or("")});
+        /* someone waits for these: a webhook's new participant, a manual request */
+        const std::string reason = r[2].value_or("");
+        if (reason == "webhook" || reason == "manual")
+            urgent_.insert({r[0].value_or(""), r[1].value_or("")});
+        if (!known.count(r[0].value_or("")))
+            wanted.insert(r[0].value_or(""));
     }
-    leased_ = c.targets;
-    if (c.targets.empty())
+    if (wanted.empty())
         return c;
+    /* the pace each account had at the end of the last fetch carries over */
+    const double gap_s = pace_interval_s();
     for (auto &a : all_accounts())
-        if (wanted.count(a.ig_account_id))
+        if (wanted.count(a.ig_account_id)) {
+            auto last = last_call_.find(a.ig_account_id);
+            if (gap_s > 0 && last != last_call_.end())
+                a.earliest_start = last->second + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                      std::chrono::duration<double>(gap_s));
             c.accounts.push_back(std::move(a));
+        }
     return c;
 }
 
@@ -629,37 +726,53 @@ long Worker::next_wait_ms(bool full_batch, double due_s)
 }
 
 /*
- * Steps 2 and 3: fetch with no transaction open, then apply in one short
- * transaction.  A stop (SIGTERM, or the lease about to run out) applies what
- * was fetched so far and gives the rest of the rows back.
+ * Steps 2 and 3: fetch with no transaction open.  Between fetch steps the
+ * cycle saves the results that arrived (every kSaveEveryMs, so they are
+ * visible within about a second) and tops the pipeline up with the fair
+ * claim (when slots free up, every kClaimEveryMs, and at once when a commit
+ * queued work), each time in one short transaction; at the end it saves the
+ * rest, the account events and the run's history row in one.  A stop
+ * (SIGTERM, or the lease about to run out) saves what was fetched so far and
+ * gives the rest of the rows back.  Returns true when the cycle stopped
+ * claiming with work perhaps still due (the next cycle then starts at once).
  */
-void Worker::fetch_and_apply(Claim &c)
+bool Worker::fetch_and_apply(Claim &c)
 {
+    run_id_.reset();
+    const TimestampTz started = GetCurrentTimestamp();
+    RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
+    long long claimed = (long long) c.targets.size();
+    std::vector<FetchOutcome> outcomes;         /* fetched, not saved yet */
+    std::set<std::string> with_creds, asked;    /* accounts whose credentials were read */
+    std::set<std::string> skip;                 /* paused or stopped during this fetch */
+    const double retry_at = (double) time(nullptr) + settings.refresh_interval_s;
+
     /* Accounts without credentials cannot be fetched: tell apply so, which
      * puts their rows back to wait instead of claiming them again at once. */
-    std::set<std::string> have;
-    for (auto &a : c.accounts)
-        have.insert(a.ig_account_id);
-    std::vector<FetchOutcome> outcomes;
-    std::vector<Target> targets;
-    const double retry_at = (double) time(nullptr) + settings.refresh_interval_s;
-    for (auto &t : c.targets) {
-        if (have.count(t.ig_account_id)) {
-            targets.push_back(t);
-            continue;
+    auto split = [&](Claim &cl, std::vector<Target> &fetchable) {
+        for (auto &a : cl.accounts)
+            with_creds.insert(a.ig_account_id);
+        for (auto &t : cl.targets) {
+            asked.insert(t.ig_account_id);
+            if (with_creds.count(t.ig_account_id)) {
+                fetchable.push_back(t);
+                continue;
+            }
+            FetchOutcome o;
+            o.ig_account_id = t.ig_account_id;
+            o.ig_user_id = t.ig_user_id;
+            o.kind = FetchOutcome::Kind::not_attempted;
+            o.error_message = "the account has no access token this server can open";
+            o.next_try_at = retry_at;
+            outcomes.push_back(std::move(o));
         }
-        FetchOutcome o;
-        o.ig_account_id = t.ig_account_id;
-        o.ig_user_id = t.ig_user_id;
-        o.kind = FetchOutcome::Kind::not_attempted;
-        o.error_message = "the account has no access token this server can open";
-        o.next_try_at = retry_at;
-        outcomes.push_back(std::move(o));
-    }
+    };
+    std::vector<Target> targets;
+    split(c, targets);
 
-    const TimestampTz started = GetCurrentTimestamp();
     std::vector<AccountEvent> events;
     bool stopped_for_shutdown = false;
+    bool more_due = (int) c.targets.size() >= (fair_claim_ ? kPipeline : kClaimBatch);
 
     if (!targets.empty()) {
         char activity[64];
@@ -670,8 +783,18 @@ void Worker::fetch_and_apply(Claim &c)
         update_shared([n](WorkerShared &s) { s.in_flight = n; });
 
         /* Stop early enough to apply and release before the lease runs out. */
-        const auto deadline = std::chrono::steady_clock::now() +
-                              std::chrono::seconds(std::max(10, lease_seconds() - 30));
+        const long deadline_s = std::max(10, lease_seconds() - 30);
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto deadline = t0 + std::chrono::seconds(deadline_s);
+        /* claim no more after this: the last rows claimed still finish well
+         * before the deadline, and the stale sweep gets its turn */
+        const auto claim_until = t0 + std::chrono::milliseconds(std::min(kMaxCycleMs, deadline_s * 500));
+        auto last_save = t0, last_claim = t0;
+        bool last_claim_full = more_due;
+        bool woken = false;
+        bool urgent = false;            /* an urgent row's result waits to be saved */
+        bool draining = false;          /* a save was split: save the rest at once */
+
         /* between network waits: the wait event is "Extension" while curl
          * waits, none while this runs */
         auto progress = [deadline] {
@@ -685,11 +808,94 @@ void Worker::fetch_and_apply(Claim &c)
                 throw StopFetch{StopFetch::lease_ending};
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
         };
-        auto sink = [&outcomes](std::vector<FetchOutcome> &&batch) {
-            const int got = (int) batch.size();
-            for (auto &o : batch)
+        auto sink = [&](std::vector<FetchOutcome> &&batch) {
+            const auto now = std::chrono::steady_clock::now();
+            for (auto &o : batch) {
+                last_call_[o.ig_account_id] = now;
+                if (o.kind == FetchOutcome::Kind::not_attempted)
+                    skip.insert(o.ig_account_id);
+                if (urgent_.erase({o.ig_account_id, o.ig_user_id}))
+                    urgent = true;
                 outcomes.push_back(std::move(o));
-            update_shared([got](WorkerShared &s) { s.in_flight = std::max(0, s.in_flight - got); });
+            }
+        };
+        auto refill = [&](size_t held, std::vector<AccountCreds> &more_accounts, std::vector<Target> &more) {
+            const auto now = std::chrono::steady_clock::now();
+            bool sweep = false;
+            if (take_wake_request(&sweep))
+                woken = true;
+            if (sweep)
+                sweep_requested_ = true;
+            update_shared([held](WorkerShared &s) { s.in_flight = (int) held; });
+            const int room = kPipeline - (int) held;
+            const bool may_claim = fair_claim_ && !ShutdownRequestPending && room > 0;
+            if (fair_claim_ && now >= claim_until && held < (size_t) kPipeline)
+                more_due = true;    /* stopped claiming, not out of work */
+            const bool claim_due =
+                may_claim && now < claim_until &&
+                (woken || held == 0 || now - last_claim >= std::chrono::milliseconds(kClaimEveryMs) ||
+                 (last_claim_full && held < (size_t) kPipeline / 2));
+            const bool save_due = fair_claim_ && !outcomes.empty() &&
+                                  (draining || outcomes.size() >= kSaveAtOnce || held == 0 || claim_due ||
+                                   now - last_save >= std::chrono::milliseconds(urgent ? kUrgentSaveMs : kSaveEveryMs));
+            /* a stop: progress() saves what is here and leaves */
+            if ((!claim_due && !save_due) || ShutdownRequestPending)
+                return;
+            pgstat_report_wait_end();
+            Claim got;
+            /* counted in the save's transaction (only the accounts it could
+             * save: a Citus node may be down): if it fails, the cycle fails
+             * and its figures go with it */
+            const long long r0 = summary.refreshed, f0 = summary.failed;
+            std::vector<FetchOutcome> chunk;
+            if (save_due) {
+                /* the results of the first kSaveAccounts accounts; the rest
+                 * right after the next fetch step */
+                std::set<std::string> in_chunk;
+                std::vector<FetchOutcome> rest;
+                for (auto &o : outcomes) {
+                    if (in_chunk.count(o.ig_account_id) || in_chunk.size() < kSaveAccounts) {
+                        in_chunk.insert(o.ig_account_id);
+                        chunk.push_back(std::move(o));
+                    } else {
+                        rest.push_back(std::move(o));
+                    }
+                }
+                outcomes.swap(rest);
+            }
+            in_sql([&] {
+                unit_of_work(claim_due ? "claiming refresh queue" : "saving results", [&] {
+                    /* settle first: a saved row frees its account's share */
+                    if (save_due)
+                        count_saved(summary, chunk, apply_outcomes_per_account(chunk));
+                    if (claim_due)
+                        got = claim(room, asked, skip);
+                    /* the history row: what is saved and claimed so far */
+                    save_run(summary, claimed + (long long) got.targets.size(), started);
+                });
+            });
+            if (save_due) {
+                saved(chunk, summary.refreshed - r0, summary.failed - f0);
+                draining = !outcomes.empty();
+                if (!draining) {
+                    last_save = std::chrono::steady_clock::now();
+                    urgent = false;
+                }
+            }
+            if (claim_due) {
+                last_claim = std::chrono::steady_clock::now();
+                last_claim_full = (int) got.targets.size() >= room;
+                woken = false;
+                claimed += (long long) got.targets.size();
+                std::vector<Target> fetchable;
+                split(got, fetchable);
+                for (auto &a : got.accounts)
+                    more_accounts.push_back(std::move(a));
+                for (auto &t : fetchable)
+                    more.push_back(std::move(t));
+            }
+            pgstat_report_activity(STATE_RUNNING, "fetching profiles");
+            pgstat_report_wait_start(PG_WAIT_EXTENSION);
         };
         /* die() again on every way out of the fetch: a cancel (PgError from
          * the progress callback), bad_alloc or curl failure too, or the SQL
@@ -704,7 +910,7 @@ void Worker::fetch_and_apply(Claim &c)
         } fetch_signals_scope;
         try {
             pgstat_report_wait_start(PG_WAIT_EXTENSION);
-            events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch);
+            events = fetch_profiles(c.accounts, targets, progress, sink, kSinkBatch, refill);
             pgstat_report_wait_end();
         } catch (const StopFetch &stop) {
             pgstat_report_wait_end();
@@ -717,15 +923,23 @@ void Worker::fetch_and_apply(Claim &c)
                                       errhint("Lower ig_identity.http_timeout or raise ig_identity.max_concurrency.")));
                 });
             }
+        } catch (...) {
+            /* a failed mid-cycle save or claim: pass() aborts and gives the
+             * leases back, with PostgreSQL's SIGTERM handling */
+            pgstat_report_wait_end();
+            sql_signals();
+            update_shared([](WorkerShared &s) { s.in_flight = 0; });
+            throw;
         }
         update_shared([](WorkerShared &s) { s.in_flight = 0; });
         pgstat_report_activity(STATE_IDLE, nullptr);
     }
 
     phase_ = "saving results";
-    apply(outcomes, events, c, started);
+    apply(outcomes, events, summary, claimed, started);
     if (stopped_for_shutdown)
         throw ShutdownRequested{};
+    return more_due;
 }
 
 /*
@@ -789,24 +1003,51 @@ void Worker::refresh_access_tokens()
         throw ShutdownRequested{};
 }
 
-/* Step 3, in one transaction: outcomes, account events, leases of rows that
- * got no outcome, the run's history row, and the counters. */
-void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
-                   const Claim &c, TimestampTz started)
+/* The cycle's history row with its figures so far (inside the save's
+ * transaction): inserted by the first save, updated by the others. */
+void Worker::save_run(const RunSummary &summary, long long claimed, TimestampTz started)
 {
-    /* accounts whose save found no connection (a Citus node down): their
-     * rows wait in the queue and count in neither figure */
-    std::set<std::string> unreachable;
-    std::set<std::pair<std::string, std::string>> settled;
+    auto rows = spi_query("SELECT ig_identity._worker_run_save($1::pg_catalog.int8,"
+                          " pg_catalog.to_timestamp($2::pg_catalog.float8), $3, $4, $5, $6)",
+                          {text_param(run_id_ ? Text(std::to_string(*run_id_)) : Text()),
+                           text_param(std::to_string(epoch_seconds(started))), int4_param((int) summary.refreshed),
+                           int4_param((int) summary.failed), int4_param((int) claimed),
+                           jsonb_param(summary.errors_json())});
+    if (!rows.empty() && rows[0][0])
+        run_id_ = std::stoll(*rows[0][0]);
+}
+
+/* After a mid-cycle save has committed: the rows are settled, the counters
+ * move on, the outcomes are gone from memory. */
+void Worker::saved(std::vector<FetchOutcome> &outcomes, long long refreshed, long long failed)
+{
     for (const auto &o : outcomes)
-        settled.insert({o.ig_account_id, o.ig_user_id});
+        leased_.erase({o.ig_account_id, o.ig_user_id});
+    outcomes.clear();
+    update_shared([=](WorkerShared &s) {
+        s.identities_refreshed += refreshed;
+        s.failures += failed;
+    });
+}
+
+/* Step 3, in one transaction: the outcomes not saved yet, account events,
+ * leases of rows that got no outcome, the run's history row, and the
+ * counters. */
+void Worker::apply(std::vector<FetchOutcome> &outcomes, const std::vector<AccountEvent> &events,
+                   RunSummary &summary, long long claimed, TimestampTz started)
+{
+    std::set<RowKey> unsettled = leased_;
+    for (const auto &o : outcomes)
+        unsettled.erase({o.ig_account_id, o.ig_user_id});
     std::vector<Text> rel_accounts, rel_users;
-    for (const auto &t : c.targets)
-        if (!settled.count({t.ig_account_id, t.ig_user_id})) {
-            rel_accounts.emplace_back(t.ig_account_id);
-            rel_users.emplace_back(t.ig_user_id);
-        }
-    long long refreshed = 0, failed = 0;
+    for (const auto &k : unsettled) {
+        rel_accounts.emplace_back(k.first);
+        rel_users.emplace_back(k.second);
+    }
+    /* the run's figures include what this last save brings (counted in
+     * its transaction: a Citus node down holds some accounts back) */
+    const long long r0 = summary.refreshed, f0 = summary.failed;
+    long long refreshed = r0, failed = f0;
 
     unit_of_work("saving results", [&] {
         limit_lock_waits_at_shutdown();
@@ -814,31 +1055,31 @@ void Worker::apply(const std::vector<FetchOutcome> &outcomes, const std::vector<
         if (!rel_accounts.empty())
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
                      {text_array_param(rel_accounts), text_array_param(rel_users)});
+        /* accounts whose save found no connection (a Citus node down):
+         * their rows wait in the queue and count in neither figure */
+        std::set<std::string> unreachable;
         if (!outcomes.empty())
             unreachable = apply_outcomes_per_account(outcomes);
         if (!events.empty())
             apply_account_events(events);
-        RunSummary summary((size_t) kRunErrorsKept, /* not_attempted_fails */ false);
-        if (unreachable.empty()) {
-            summary.count(outcomes);
-        } else {
-            std::vector<FetchOutcome> saved;
-            for (const auto &o : outcomes)
-                if (!unreachable.count(o.ig_account_id))
-                    saved.push_back(o);
-            summary.count(saved);
-        }
-        const std::string errors_json = summary.errors_json();
+        count_saved(summary, outcomes, unreachable);
         refreshed = summary.refreshed;
         failed = summary.failed;
-        spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
-                 {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
-                  int4_param((int) c.targets.size()), jsonb_param(errors_json)});
+        if (fair_claim_)
+            save_run(summary, claimed, started);
+        else
+            spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
+                     {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
+                      int4_param((int) claimed), jsonb_param(summary.errors_json())});
     });
+    run_id_.reset();
     leased_.clear();
+    urgent_.clear();
+    outcomes.clear();
+    const long long d_refreshed = refreshed - r0, d_failed = failed - f0;
     update_shared([=](WorkerShared &s) {
-        s.identities_refreshed += refreshed;
-        s.failures += failed;
+        s.identities_refreshed += d_refreshed;
+        s.failures += d_failed;
     });
 }
 
@@ -849,9 +1090,9 @@ void Worker::release_leases()
     if (leased_.empty())
         return;
     std::vector<Text> accounts, users;
-    for (auto &t : leased_) {
-        accounts.emplace_back(t.ig_account_id);
-        users.emplace_back(t.ig_user_id);
+    for (auto &k : leased_) {
+        accounts.emplace_back(k.first);
+        users.emplace_back(k.second);
     }
     phase_ = "giving back leased rows";
     unit_of_work("giving back leased rows", [&] {
@@ -860,6 +1101,7 @@ void Worker::release_leases()
                  {text_array_param(accounts), text_array_param(users)});
     });
     leased_.clear();
+    urgent_.clear();
 }
 
 /* One refresh cycle; returns how long to sleep before the next. */
@@ -888,7 +1130,7 @@ long Worker::cycle()
             return;
         nstops = record_pending_stops(stops);
         test_hook_error("claim");
-        c = claim();
+        c = claim(kPipeline, {}, {});
     });
     /* committed: now the recorded stops may leave shared memory */
     forget_account_stops(MyDatabaseId, stops, nstops);
@@ -896,10 +1138,18 @@ long Worker::cycle()
         return settings.refresh_interval_s * 1000L;
     update_shared([start](WorkerShared &s) { s.last_cycle_start = start; });
 
-    const bool full_batch = (int) c.targets.size() >= kClaimBatch;
+    /* the pace of calls a moment ago carries over; older ones are spent */
+    {
+        const auto now = std::chrono::steady_clock::now();
+        const auto spent = std::chrono::duration<double>(
+            settings.requests_per_second > 0 ? std::max(1.0, 1.0 / settings.requests_per_second) : 0.0);
+        for (auto it = last_call_.begin(); it != last_call_.end();)
+            it = now - it->second > spent ? last_call_.erase(it) : std::next(it);
+    }
+    bool full_batch = false;
     if (!c.targets.empty()) {
         check_shutdown();
-        fetch_and_apply(c);
+        full_batch = fetch_and_apply(c);
     }
     check_shutdown();
 
@@ -1001,6 +1251,7 @@ long Worker::pass()
             });
             /* they come back when their lease runs out */
             leased_.clear();
+            urgent_.clear();
         }
         const int shift = std::min(consecutive_failures_ - 1, 16);
         const long backoff_s = std::min<long>({1L << shift, (long) settings.refresh_interval_s, (long) kMaxBackoffS});

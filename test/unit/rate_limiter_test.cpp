@@ -88,3 +88,24 @@ TEST(RateLimiter, SetRateSlowsDown) {
     rl.set_rate(0);
     EXPECT_TRUE(rl.try_start());
 }
+
+// A pace carried over from an earlier limiter: nothing starts before the
+// earliest time, then the rate holds as usual.
+TEST(RateLimiter, HoldUntilCarriesThePaceOver) {
+    FakeClock fc;
+    RateLimiter rl(2, 1, fc.clock());
+    rl.hold_until(fc.now + milliseconds(500));
+    EXPECT_FALSE(rl.try_start());
+    EXPECT_EQ(rl.next_start(), fc.now + milliseconds(500));
+    fc.now += milliseconds(500);
+    EXPECT_TRUE(rl.try_start());
+    EXPECT_FALSE(rl.try_start());
+    EXPECT_EQ(rl.next_start(), fc.now + milliseconds(500));
+    // a time already past changes nothing; no rate, no hold
+    fc.now += seconds(1);
+    rl.hold_until(fc.now - seconds(1));
+    EXPECT_TRUE(rl.try_start());
+    RateLimiter unlimited(0, 1, fc.clock());
+    unlimited.hold_until(fc.now + seconds(5));
+    EXPECT_TRUE(unlimited.try_start());
+}

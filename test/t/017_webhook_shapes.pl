@@ -1,4 +1,4 @@
-# 026_webhook_shapes.pl — webhook shapes other than a text message, end to
+# 017_webhook_shapes.pl — webhook shapes other than a text message, end to
 # end with the worker and the mock:
 #   - a postback under `standby` from a person marked consent_required gets
 #     their username cached (a tap grants consent like a message);

@@ -1,4 +1,4 @@
-# 030_review_auto_explain.pl — review 16: the worker's token refresh puts
+# 034_review_auto_explain.pl — review 16: the worker's token refresh puts
 # the NEW token in the server log when auto_explain is preloaded with
 # log_verbose. The worker's SPI call
 #   SELECT ig_identity._store_refreshed_token($1, $2, $3, $4)

@@ -1,4 +1,4 @@
-# 032_review_bind_param_log.pl — review 16 (issue 16 item 1): "pass the
+# 036_review_bind_param_log.pl — review 16 (issue 16 item 1): "pass the
 # token as a bind parameter" keeps it out of log_statement, but not out of
 # the log at every setting. With log_min_duration_statement = 0 PostgreSQL
 # logs "DETAIL: parameters: $4 = '<token>'", and auto_explain with

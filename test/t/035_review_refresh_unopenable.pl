@@ -1,4 +1,4 @@
-# 031_review_refresh_unopenable.pl — review 16: one Instagram Login account
+# 035_review_refresh_unopenable.pl — review 16: one Instagram Login account
 # whose stored token this server cannot open (here: a value moved in from
 # another row; equally a key this server lacks, or an unencrypted value with
 # allow_unencrypted_tokens off) stops the token refresh of EVERY other

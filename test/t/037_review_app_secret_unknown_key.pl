@@ -1,4 +1,4 @@
-# 033_review_app_secret_unknown_key.pl — review 16: after a restore onto a
+# 037_review_app_secret_unknown_key.pl — review 16: after a restore onto a
 # server with another key (or a key file replaced without
 # previous_key_file), the error says "connect the account again with
 # ig_connect_account"; but for an account with an app secret the
