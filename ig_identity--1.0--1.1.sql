@@ -2282,7 +2282,11 @@ SELECT a.ig_account_id,
 -- the account's share, so one account's backlog never grows past what its
 -- pace can use while its lease runs.  Accounts take turns: every account's
 -- oldest row comes before any account's second, so a big account's
--- thousands of rows cannot crowd out a small one.  Which rows are claimable,
+-- thousands of rows cannot crowd out a small one.  Rows someone waits for
+-- (reason webhook or manual) come first, within the share, across accounts
+-- and in their own account's turns: otherwise a new webhook participant,
+-- the newest row, sorts after the oldest row of every backlogged account
+-- and waits until nearly every backlog has drained.  Which rows are claimable,
 -- and for which accounts, is exactly as in _worker_claim (paused accounts'
 -- rows, and stopped accounts' rows, take no slot).  p_skip_accounts names
 -- accounts the worker's running fetch has seen paused or stopped, whose
@@ -2309,7 +2313,8 @@ AS $$
     ), due AS (
         SELECT r.ig_account_id, r.ig_user_id,
                pg_catalog.row_number() OVER (PARTITION BY r.ig_account_id
-                                             ORDER BY r.not_before, r.ig_user_id) AS turn
+                                             ORDER BY r.reason IN ('webhook', 'manual') DESC,
+                                                      r.not_before, r.ig_user_id) AS turn
           FROM ig_identity.refresh_queue r
           JOIN callable c ON c.ig_account_id = r.ig_account_id
          WHERE r.not_before <= pg_catalog.now()
@@ -2333,7 +2338,8 @@ AS $$
                 OR (r.leased_by IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.leased_by) s
                                      WHERE s.pid = r.leased_by)))
-         ORDER BY ch.turn, r.not_before, r.ig_account_id, r.ig_user_id
+         ORDER BY r.reason IN ('webhook', 'manual') DESC, ch.turn, r.not_before,
+                  r.ig_account_id, r.ig_user_id
          LIMIT GREATEST(0, p_limit)
            FOR UPDATE OF r SKIP LOCKED
     )
@@ -2379,8 +2385,10 @@ BEGIN
     VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
     RETURNING id INTO v_id;
     DELETE FROM ig_identity.refresh_runs
-     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
-                                         FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                                         FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
     RETURN v_id;
 END
 $$;
@@ -2420,6 +2428,41 @@ SELECT r.id AS run_id,
 
 REVOKE ALL ON @extschema@.ig_identity_worker_progress FROM PUBLIC;
 GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;
+-- review15: the history's trims skip rows another transaction holds (an
+-- open transaction that recorded a run stalled the worker's saves)
+CREATE OR REPLACE FUNCTION ig_identity.trim_refresh_runs()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- rows another transaction is trimming (or updating) are skipped: an
+    -- open transaction that recorded a run must not stall every other
+    -- writer of the history, the worker's mid-cycle saves among them
+    DELETE FROM ig_identity.refresh_runs r
+     WHERE r.id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                     WHERE d.id < (SELECT k.id FROM ig_identity.refresh_runs k
+                                    ORDER BY k.id DESC OFFSET 999 LIMIT 1)
+                       FOR UPDATE SKIP LOCKED);
+    RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.record_run(p_source text, p_location_id text, p_started timestamptz,
+                                       p_refreshed int, p_failed int, p_total int, p_errors jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO ig_identity.refresh_runs (source, location_id, started_at, finished_at,
+                                          refreshed, failed, total, errors)
+    VALUES (p_source, p_location_id, p_started, pg_catalog.clock_timestamp(),
+            p_refreshed, p_failed, p_total, p_errors);
+    DELETE FROM ig_identity.refresh_runs
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
+$$;
 -- ==== end of issue 15 ====
 
 
@@ -2493,6 +2536,322 @@ $$;
 
 -- ig_connect_account seals the token through ig_identity.connect_account
 -- (defined above, with the app secret).
+
+-- Items 1, 3, 4, 12 (src/sql/50_dba.sql): the status view and the check work
+-- with plain grants, the staged connect, the owner of created inbox tables.
+-- (The refusal of inbox tables in another schema is a CREATE EXTENSION check
+-- and creates nothing.)
+/* ------------------------------------------------------------------------
+ * A DBA's first hour (issue 16): plain grants for the app and monitoring
+ * roles, connecting an account without the token in any statement, who owns
+ * the inbox tables the extension creates, and app tables in another schema.
+ * ------------------------------------------------------------------------ */
+
+-- The worker's state for ig_identity_status.  A view runs the functions it
+-- calls with the reader's rights, so a monitoring role granted SELECT on the
+-- view still failed on ig_identity_worker_state (closed to PUBLIC).  This is
+-- the same C function under a private name, executable by PUBLIC but in
+-- schema ig_identity, where PUBLIC has no USAGE: no role but the extension's
+-- owner can name it, so it is reached only through the view, whose SELECT
+-- is the grant that decides.  It reads shared memory only (the worker's
+-- counters and last error, never a token) and is not SECURITY DEFINER.
+CREATE FUNCTION ig_identity.status_worker_state(
+    OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
+    OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
+    OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
+    OUT last_error_at timestamptz, OUT started_at timestamptz)
+RETURNS record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
+REVOKE ALL ON FUNCTION ig_identity.status_worker_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ig_identity.status_worker_state() TO PUBLIC;
+
+-- The same columns as before (webhook_dead_letters, then 14b's token_expires_at, last); only the source
+-- of the worker's columns changes.
+CREATE OR REPLACE VIEW @extschema@.ig_identity_status AS
+SELECT a.ig_account_id,
+       a.location_id,
+       a.status,
+       COALESCE(q.queue_depth, 0) AS queue_depth,
+       COALESCE(q.in_flight, 0) AS in_flight,
+       q.next_due,
+       a.last_success_at,
+       a.last_error,
+       a.last_error_code,
+       a.paused_until,
+       a.last_usage,
+       w.pid AS worker_pid,
+       w.last_cycle_start AS worker_last_cycle_start,
+       w.last_cycle_end AS worker_last_cycle_end,
+       w.cycles AS worker_cycles,
+       w.identities_refreshed AS worker_identities_refreshed,
+       w.failures AS worker_failures,
+       w.last_error AS worker_last_error,
+       (SELECT count(*) FROM ig_identity.webhook_dead_letters d
+         WHERE d.ig_account_id = a.ig_account_id OR d.ig_account_id IS NULL) AS webhook_dead_letters,
+       (SELECT t.expires_at FROM ig_identity.account_tokens t
+         WHERE t.ig_account_id = a.ig_account_id) AS token_expires_at
+  FROM ig_identity.accounts a
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS queue_depth,
+               count(*) FILTER (WHERE r.leased_until >= pg_catalog.now()) AS in_flight,
+               min(r.not_before) AS next_due
+          FROM ig_identity.refresh_queue r
+         WHERE r.ig_account_id = a.ig_account_id) q ON true
+ CROSS JOIN ig_identity.status_worker_state() w;
+
+-- The rows the repair set aside are the app's data: readable by the roles
+-- granted SELECT on this view (the README's GRANT block grants it to the app
+-- role and the monitoring role), never by PUBLIC.
+CREATE VIEW @extschema@.ig_identity_quarantine AS
+SELECT q.id, q.source_table, q.reason, q.row_data, q.quarantined_at
+  FROM ig_identity.quarantine q;
+REVOKE ALL ON @extschema@.ig_identity_quarantine FROM PUBLIC;
+COMMENT ON VIEW @extschema@.ig_identity_quarantine IS
+    'Rows the repair set aside, each with its reason (grant SELECT to the roles that review them)';
+
+-- The check counts the quarantine through the view: a role granted SELECT
+-- on it (and reading the cache) runs the check without any access to schema
+-- ig_identity.
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_check(
+    OUT total_rows        bigint,
+    OUT null_account_rows bigint,
+    OUT distinct_pairs    bigint,
+    OUT quarantined_rows  bigint)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE c.ig_account_id IS NULL),
+           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id)),
+           (SELECT pg_catalog.count(*) FROM @extschema@.ig_identity_quarantine)
+      FROM @extschema@.instagram_user_cache c
+$fn$;
+
+/*
+ * Connects an account with the token read from the caller's own temporary
+ * table pg_temp.ig_identity_token_stage (one row, column access_token),
+ * filled by COPY ... FROM STDIN: COPY's data is never logged, and the token
+ * is then in no statement, no bind parameter and no plan (it reaches
+ * ig_connect_account through a sub-select, never as a constant).  The
+ * staged row is deleted once the account is connected.  SECURITY INVOKER:
+ * the caller reads its own table and needs EXECUTE on the five-argument
+ * ig_connect_account as well; the stored app secret stays, as with that
+ * form.
+ */
+CREATE FUNCTION @extschema@.ig_connect_account_staged(
+    location_id   text,
+    ig_account_id text,
+    self_igsid    text,
+    api_host      text DEFAULT 'graph.facebook.com')
+RETURNS ig_identity.connected_account
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_stage  regclass := pg_catalog.to_regclass('pg_temp.ig_identity_token_stage');
+    v_rows   bigint;
+    -- record, not ig_identity.connected_account: the caller cannot name schema ig_identity
+    v_result record;
+BEGIN
+    IF v_stage IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_table',
+            MESSAGE = 'no staged token: pg_temp.ig_identity_token_stage does not exist in this session',
+            HINT    = 'CREATE TEMP TABLE ig_identity_token_stage (access_token text), fill it with COPY ig_identity_token_stage FROM STDIN, then call ig_connect_account_staged in the same session.';
+    END IF;
+    SELECT pg_catalog.count(*) INTO v_rows FROM pg_temp.ig_identity_token_stage;
+    IF v_rows OPERATOR(pg_catalog.<>) 1 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'cardinality_violation',
+            MESSAGE = 'pg_temp.ig_identity_token_stage must hold exactly one token',
+            DETAIL  = pg_catalog.format('It holds %s rows.', v_rows),
+            HINT    = 'DELETE FROM ig_identity_token_stage, then COPY one token into it.';
+    END IF;
+
+    SELECT * INTO v_result
+      FROM @extschema@.ig_connect_account(
+                ig_connect_account_staged.location_id,
+                ig_connect_account_staged.ig_account_id,
+                ig_connect_account_staged.self_igsid,
+                (SELECT s.access_token FROM pg_temp.ig_identity_token_stage s),
+                ig_connect_account_staged.api_host);
+
+    DELETE FROM pg_temp.ig_identity_token_stage;
+    RETURN v_result;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@.ig_connect_account_staged(text, text, text, text) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_connect_account_staged(text, text, text, text) IS
+    'ig_connect_account with the token read from pg_temp.ig_identity_token_stage (filled by COPY FROM STDIN, never logged)';
+
+/*
+ * An inbox table the extension creates belongs to the role named by
+ * ig_identity.inbox_owner, else to the database's owner: not to the
+ * superuser running CREATE EXTENSION, whose rights the app would otherwise
+ * need.  The repair calls this right after creating each absent table and
+ * its indexes, before any row is written, so the rest of the repair already
+ * runs as the new owner.
+ */
+CREATE OR REPLACE FUNCTION ig_identity.detach_from_extension(p_rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_named  text := NULLIF(pg_catalog.current_setting('ig_identity.inbox_owner', true), '');
+    v_target oid;
+    v_owner  oid;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.objid = p_rel AND d.objsubid = 0
+                  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                  AND d.deptype = 'e') THEN
+        EXECUTE pg_catalog.format('ALTER EXTENSION ig_identity DROP TABLE %s', p_rel);
+    END IF;
+
+    IF v_named IS NOT NULL THEN
+        v_target := pg_catalog.to_regrole(pg_catalog.quote_ident(v_named));
+        IF v_target IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'undefined_object',
+                MESSAGE = pg_catalog.format('ig_identity.inbox_owner names role "%s", which does not exist', v_named),
+                HINT    = 'Create the role, or SET ig_identity.inbox_owner = '''' to give the inbox tables to the database''s owner.';
+        END IF;
+    ELSE
+        SELECT d.datdba INTO v_target FROM pg_catalog.pg_database d
+         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+    END IF;
+    SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) p_rel;
+    IF v_owner OPERATOR(pg_catalog.<>) v_target THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', p_rel,
+                                  (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) v_target));
+    END IF;
+END
+$fn$;
+
+-- Item 10: DROP EXTENSION keeps the quarantine (src/sql/50_dba.sql).
+/*
+ * DROP EXTENSION keeps the quarantine.  The rows the repair set aside are
+ * the app's data, but they live in ig_identity.quarantine, which goes with
+ * the extension.  At the start of DROP EXTENSION (before anything is
+ * dropped) this copies them into @extschema@.ig_identity_quarantine_kept, an
+ * ordinary table of the app (never an extension member, so the drop leaves
+ * it), created on first use and owned by the owner of instagram_user_cache
+ * (else the database's owner).  A row already kept is not copied twice.
+ * The rows are written as that owner in a security-restricted operation
+ * (ig_identity.as_owner), so the app's code on the kept table never runs
+ * with the dropping superuser's rights.  ddl_command_start does not say
+ * which extension is being dropped: any DROP EXTENSION by a superuser copies
+ * (the copy is idempotent); other roles cannot drop ig_identity and pass.
+ */
+CREATE FUNCTION ig_identity.keep_quarantine()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
+    v_kept  regclass;
+    v_owner oid;
+    v_rows  jsonb;
+BEGIN
+    IF NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+                      WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(q) ORDER BY q.id) INTO v_rows
+      FROM ig_identity.quarantine q;
+    IF v_rows IS NULL THEN
+        RETURN;
+    END IF;
+
+    SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+       AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+    IF v_kept IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.ig_identity_quarantine_kept (
+                 quarantine_id  bigint NOT NULL,
+                 source_table   text NOT NULL,
+                 reason         text NOT NULL,
+                 row_data       jsonb NOT NULL,
+                 quarantined_at timestamptz NOT NULL,
+                 kept_at        timestamptz NOT NULL DEFAULT pg_catalog.now())',
+            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) v_nsp));
+        SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+           AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+        SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+           AND c.relname OPERATOR(pg_catalog.=) 'instagram_user_cache';
+        IF v_owner IS NULL THEN
+            SELECT d.datdba INTO v_owner FROM pg_catalog.pg_database d
+             WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+        END IF;
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', v_kept,
+            (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) v_owner));
+    END IF;
+
+    PERFORM ig_identity.as_owner(v_kept, pg_catalog.format(
+        'INSERT INTO %s AS k (quarantine_id, source_table, reason, row_data, quarantined_at)
+         SELECT (r.value OPERATOR(pg_catalog.->>) ''id'')::pg_catalog.int8,
+                r.value OPERATOR(pg_catalog.->>) ''source_table'',
+                r.value OPERATOR(pg_catalog.->>) ''reason'',
+                r.value OPERATOR(pg_catalog.->) ''row_data'',
+                (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz
+           FROM pg_catalog.jsonb_array_elements($1) AS r
+          WHERE NOT EXISTS (
+                SELECT 1 FROM %s AS o
+                 WHERE o.source_table OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''source_table'')
+                   AND o.reason OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''reason'')
+                   AND o.row_data OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->) ''row_data'')
+                   AND o.quarantined_at OPERATOR(pg_catalog.=)
+                       (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz)',
+        v_kept, v_kept), v_rows);
+END
+$fn$;
+
+CREATE EVENT TRIGGER ig_identity_keep_quarantine ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION')
+    EXECUTE FUNCTION ig_identity.keep_quarantine();
+REVOKE ALL ON FUNCTION ig_identity.keep_quarantine() FROM PUBLIC;
+
+-- Item 9: one log line per distinct cause of an account failure.
+/*
+ * One server log line per distinct cause of an account's failure: whenever
+ * an account's last_error changes to a new text (a refused token, a
+ * throttle, "Could not resolve host", a 5xx after the retries), whoever
+ * recorded it (the worker, a SQL caller), the log says which account and
+ * why; the same error again is not logged again.  The status view shows it
+ * per account.  last_error never holds a token (the fetcher scrubs every
+ * error text).
+ */
+CREATE FUNCTION ig_identity.log_account_error()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NEW.last_error IS NOT NULL AND NEW.last_error IS DISTINCT FROM OLD.last_error THEN
+        RAISE LOG 'ig_identity: account % (location %) failed: %',
+            NEW.ig_account_id, NEW.location_id,
+            pg_catalog.left(NEW.last_error, 500) OPERATOR(pg_catalog.||)
+            CASE WHEN NEW.last_error_code IS NULL THEN ''
+                 ELSE pg_catalog.format(' (code %s)', NEW.last_error_code) END
+            USING DETAIL = pg_catalog.format('The account is %s; see ig_identity_status.', NEW.status);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ig_identity.log_account_error() FROM PUBLIC;
+
+CREATE TRIGGER accounts_log_error
+    AFTER UPDATE OF last_error ON ig_identity.accounts
+    FOR EACH ROW EXECUTE FUNCTION ig_identity.log_account_error();
 -- ==== end of issue 16 ====
 
 
@@ -3240,7 +3599,7 @@ BEGIN
            pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id))
       INTO total_rows, null_account_rows, distinct_pairs
       FROM @extschema@.instagram_user_cache c;
-    SELECT pg_catalog.count(*) INTO quarantined_rows FROM ig_identity.quarantine;
+    SELECT pg_catalog.count(*) INTO quarantined_rows FROM @extschema@.ig_identity_quarantine;
 END
 $fn$;
 

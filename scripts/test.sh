@@ -40,7 +40,7 @@ trap 'stop_mock; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"' EXIT
 # give the suites that run as postgres their own readable copy.
 SRC=$WORK/src
 mkdir -p "$SRC"
-cp -a "$IGID_ROOT"/{Makefile,ig_identity.control,sql,expected,test,src} "$SRC"/ 2>/dev/null
+cp -a "$IGID_ROOT"/{Makefile,ig_identity.control,README.md,sql,expected,test,src} "$SRC"/ 2>/dev/null
 chown -R "$PG_USER" "$WORK"
 
 TOTAL_PASSED=0

@@ -81,9 +81,13 @@ SELECT count(*), min(id), max(id) FROM ig_identity.refresh_runs;
 SELECT * FROM ig_identity_repair();
 
 -- The extension can live in another schema, even one whose name needs
--- quoting: the inbox tables follow it, and the old ones stay where they were.
+-- quoting: the inbox tables follow it.  While the old ones are still in
+-- public it refuses (a second, empty set would be made); once they are gone
+-- it creates them in its schema.
 DROP EXTENSION ig_identity;
 CREATE SCHEMA "Inbox App";
+CREATE EXTENSION ig_identity SCHEMA "Inbox App";
+DROP TABLE public.instagram_user_cache, public.instagram_messages, public.instagram_conversations;
 CREATE EXTENSION ig_identity SCHEMA "Inbox App";
 SELECT n.nspname, c.relname
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -246,6 +246,12 @@ struct HttpDriver::Impl {
         set(curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTPS));
 #endif
         set(curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L));
+        // Plain http goes to a loopback host only: never through a proxy the
+        // environment names (http_proxy, all_proxy), which would get the
+        // token in clear text. "" overrides the variables. https keeps them
+        // (a proxy tunnels TLS, verified end to end).
+        if (protocol == "http")
+            set(curl_easy_setopt(e, CURLOPT_PROXY, ""));
         set(curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L));
         set(curl_easy_setopt(e, CURLOPT_VERBOSE, 0L));
         set(curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L));

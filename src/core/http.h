@@ -10,9 +10,10 @@
 //
 // Safety: the token travels only in an `Authorization: Bearer` header and is
 // scrubbed from every error text; https only (plain http only to a loopback
-// host, decided per request); no redirects; no verbose output; connect and
-// total timeouts; a response size cap (too_large); CURLOPT_NOSIGNAL; peer and
-// host name verified against the system CA store or HttpOptions::ca_file.
+// host, decided per request, and never through a proxy the environment
+// names); no redirects; no verbose output; connect and total timeouts; a
+// response size cap (too_large); CURLOPT_NOSIGNAL; peer and host name
+// verified against the system CA store or HttpOptions::ca_file.
 #pragma once
 
 #include "clock.h"

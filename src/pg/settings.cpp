@@ -151,6 +151,13 @@ void define_settings()
     if (ca_placeholder && !process_shared_preload_libraries_in_progress)
         reapply_configured("ig_identity.ca_file");
 
+    /* Read by the install script only (ig_identity.detach_from_extension). */
+    static char *inbox_owner = nullptr;
+    DefineCustomStringVariable("ig_identity.inbox_owner",
+                               "Role that owns the inbox tables CREATE EXTENSION creates.",
+                               "Empty: the database's owner.", &inbox_owner, "", PGC_SUSET, 0,
+                               nullptr, nullptr, nullptr);
+
 #if PG_VERSION_NUM >= 150000
     MarkGUCPrefixReserved("ig_identity");
 #else

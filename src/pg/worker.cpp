@@ -745,11 +745,14 @@ bool Worker::fetch_and_apply(Claim &c)
     std::vector<FetchOutcome> outcomes;         /* fetched, not saved yet */
     std::set<std::string> with_creds, asked;    /* accounts whose credentials were read */
     std::set<std::string> skip;                 /* paused or stopped during this fetch */
-    const double retry_at = (double) time(nullptr) + settings.refresh_interval_s;
 
     /* Accounts without credentials cannot be fetched: tell apply so, which
-     * puts their rows back to wait instead of claiming them again at once. */
+     * puts their rows back to wait instead of claiming them again at once
+     * (the wait counts from now, not from the cycle's start: a top-up claim
+     * a minute into the cycle would otherwise claim them again in the
+     * save's own transaction), and claim no more of their rows this cycle. */
     auto split = [&](Claim &cl, std::vector<Target> &fetchable) {
+        const double retry_at = (double) time(nullptr) + settings.refresh_interval_s;
         for (auto &a : cl.accounts)
             with_creds.insert(a.ig_account_id);
         for (auto &t : cl.targets) {
@@ -758,6 +761,7 @@ bool Worker::fetch_and_apply(Claim &c)
                 fetchable.push_back(t);
                 continue;
             }
+            skip.insert(t.ig_account_id);
             FetchOutcome o;
             o.ig_account_id = t.ig_account_id;
             o.ig_user_id = t.ig_user_id;
@@ -876,6 +880,10 @@ bool Worker::fetch_and_apply(Claim &c)
             });
             if (save_due) {
                 saved(chunk, summary.refreshed - r0, summary.failed - f0);
+                /* a row saved and claimed again in the same transaction is
+                 * held again */
+                for (auto &t : got.targets)
+                    leased_.insert({t.ig_account_id, t.ig_user_id});
                 draining = !outcomes.empty();
                 if (!draining) {
                     last_save = std::chrono::steady_clock::now();

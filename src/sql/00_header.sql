@@ -39,8 +39,8 @@
  * that exist but are not extension members (CVE-2022-2625). Rows it cannot
  * keep go to ig_identity.quarantine, whole (to_jsonb of the row), never
  * silently deleted; jsonb_populate_record() puts one back. DROP EXTENSION
- * drops the quarantine with the rest of schema ig_identity: copy it out first
- * if you still need it.
+ * copies the quarantine into the app's table ig_identity_quarantine_kept
+ * before it drops schema ig_identity (50_dba.sql).
  *
  * Every function pins search_path = pg_catalog, pg_temp and qualifies the
  * names it uses; dynamic SQL takes identifiers through format('%I') or

@@ -91,9 +91,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- rows another transaction is trimming (or updating) are skipped: an
+    -- open transaction that recorded a run must not stall every other
+    -- writer of the history, the worker's mid-cycle saves among them
     DELETE FROM ig_identity.refresh_runs r
-     WHERE r.id < (SELECT k.id FROM ig_identity.refresh_runs k
-                    ORDER BY k.id DESC OFFSET 999 LIMIT 1);
+     WHERE r.id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                     WHERE d.id < (SELECT k.id FROM ig_identity.refresh_runs k
+                                    ORDER BY k.id DESC OFFSET 999 LIMIT 1)
+                       FOR UPDATE SKIP LOCKED);
     RETURN NULL;
 END
 $fn$;

@@ -347,7 +347,9 @@ AS $$
     VALUES (p_source, p_location_id, p_started, pg_catalog.clock_timestamp(),
             p_refreshed, p_failed, p_total, p_errors);
     DELETE FROM ig_identity.refresh_runs
-     WHERE id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id <= (SELECT max(id) - 1000 FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
 $$;
 
 -- What ig_resolve_profile returns: the cache row and what an inbox shows.

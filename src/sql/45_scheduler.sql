@@ -12,7 +12,11 @@
 -- the account's share, so one account's backlog never grows past what its
 -- pace can use while its lease runs.  Accounts take turns: every account's
 -- oldest row comes before any account's second, so a big account's
--- thousands of rows cannot crowd out a small one.  Which rows are claimable,
+-- thousands of rows cannot crowd out a small one.  Rows someone waits for
+-- (reason webhook or manual) come first, within the share, across accounts
+-- and in their own account's turns: otherwise a new webhook participant,
+-- the newest row, sorts after the oldest row of every backlogged account
+-- and waits until nearly every backlog has drained.  Which rows are claimable,
 -- and for which accounts, is exactly as in _worker_claim (paused accounts'
 -- rows, and stopped accounts' rows, take no slot).  p_skip_accounts names
 -- accounts the worker's running fetch has seen paused or stopped, whose
@@ -39,7 +43,8 @@ AS $$
     ), due AS (
         SELECT r.ig_account_id, r.ig_user_id,
                pg_catalog.row_number() OVER (PARTITION BY r.ig_account_id
-                                             ORDER BY r.not_before, r.ig_user_id) AS turn
+                                             ORDER BY r.reason IN ('webhook', 'manual') DESC,
+                                                      r.not_before, r.ig_user_id) AS turn
           FROM ig_identity.refresh_queue r
           JOIN callable c ON c.ig_account_id = r.ig_account_id
          WHERE r.not_before <= pg_catalog.now()
@@ -63,7 +68,8 @@ AS $$
                 OR (r.leased_by IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(r.leased_by) s
                                      WHERE s.pid = r.leased_by)))
-         ORDER BY ch.turn, r.not_before, r.ig_account_id, r.ig_user_id
+         ORDER BY r.reason IN ('webhook', 'manual') DESC, ch.turn, r.not_before,
+                  r.ig_account_id, r.ig_user_id
          LIMIT GREATEST(0, p_limit)
            FOR UPDATE OF r SKIP LOCKED
     )
@@ -109,8 +115,10 @@ BEGIN
     VALUES ('worker', NULL, p_started, pg_catalog.clock_timestamp(), p_refreshed, p_failed, p_total, p_errors)
     RETURNING id INTO v_id;
     DELETE FROM ig_identity.refresh_runs
-     WHERE id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
-                                         FROM ig_identity.refresh_runs);
+     WHERE id IN (SELECT d.id FROM ig_identity.refresh_runs d
+                   WHERE d.id OPERATOR(pg_catalog.<=) (SELECT pg_catalog.max(id) OPERATOR(pg_catalog.-) 1000
+                                                         FROM ig_identity.refresh_runs)
+                     FOR UPDATE SKIP LOCKED);
     RETURN v_id;
 END
 $$;

@@ -12,6 +12,9 @@ REVOKE ALL ON FUNCTION @extschema@.ig_connect_account(text, text, text, text, te
 REVOKE ALL ON FUNCTION @extschema@.ig_disconnect_account(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ig_upsert_participant_identity(text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ig_identity_repair() FROM PUBLIC;
+-- Reachable only through ig_identity_status (PUBLIC cannot name schema
+-- ig_identity); the view's SELECT grant decides who sees it (50_dba.sql).
+GRANT EXECUTE ON FUNCTION ig_identity.status_worker_state() TO PUBLIC;
 
 SELECT pg_catalog.pg_extension_config_dump('ig_identity.accounts', '');
 SELECT pg_catalog.pg_extension_config_dump('ig_identity.account_tokens', '');
@@ -47,7 +50,7 @@ BEGIN
             USING DETAIL = pg_catalog.format(
                       'Columns added: %s. Rows given their account back: %s. Duplicate groups merged: %s. Rows set aside, each with its reason: %s.',
                       r.columns_added, r.rows_recovered, r.rows_merged, r.rows_quarantined),
-                  HINT = 'Review them with SELECT reason, row_data FROM ig_identity.quarantine; DROP EXTENSION drops that table.';
+                  HINT = 'Review them with SELECT reason, row_data FROM ig_identity_quarantine; DROP EXTENSION keeps them in ig_identity_quarantine_kept.';
     END IF;
 END
 $do$;
