@@ -2891,6 +2891,1095 @@ GRANT SELECT ON @extschema@.ig_identity_worker_progress TO pg_monitor;
 
 
 -- ==== issue 17: scale-out ====
+-- Citus: the helpers of 60_citus.sql and ig_identity_distribute(); the
+-- repair, readers and upserts in the forms Citus runs (same results on one
+-- node). See "Scale-out with Citus" in the README.
+
+CREATE FUNCTION ig_identity.citus_active()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus')
+$fn$;
+
+CREATE FUNCTION ig_identity.citus_worker_node()
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_worker boolean;
+BEGIN
+    IF NOT ig_identity.citus_active() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_local_group g
+                             WHERE g.groupid OPERATOR(pg_catalog.<>) 0)'
+       INTO v_worker;
+    RETURN v_worker;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.is_distributed(p_rel regclass)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_dist boolean;
+BEGIN
+    IF p_rel IS NULL OR NOT ig_identity.citus_active() THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                             WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1
+                               AND p.partmethod OPERATOR(pg_catalog.=) ''h'')'
+       INTO v_dist USING p_rel;
+    RETURN v_dist;
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.account_shard_reachable(p_ig_account_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cache regclass := pg_catalog.to_regclass('@extschema@.instagram_user_cache');
+    v_ok    boolean;
+BEGIN
+    IF NOT ig_identity.is_distributed(v_cache) THEN
+        RETURN true;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.bool_and(pg_catalog.citus_check_connection_to_node(p.nodename, p.nodeport))
+               FROM pg_catalog.pg_dist_shard_placement p
+              WHERE p.shardid OPERATOR(pg_catalog.=)
+                    pg_catalog.get_shard_id_for_distribution_column($1, $2)'
+       INTO v_ok USING v_cache, p_ig_account_id;
+    RETURN COALESCE(v_ok, true);
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.citus_unreachable_accounts()
+RETURNS text[]
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cache regclass := pg_catalog.to_regclass('@extschema@.instagram_user_cache');
+    v_down  text[];
+BEGIN
+    IF NOT ig_identity.is_distributed(v_cache) THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE 'WITH down AS MATERIALIZED (
+                 SELECT n.nodename, n.nodeport
+                   FROM pg_catalog.pg_dist_node n
+                  WHERE n.isactive AND n.groupid OPERATOR(pg_catalog.<>) 0
+                    AND NOT pg_catalog.citus_check_connection_to_node(n.nodename, n.nodeport))
+             SELECT pg_catalog.array_agg(a.ig_account_id)
+               FROM ig_identity.accounts a
+              WHERE EXISTS (SELECT 1 FROM down)
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard_placement p, down d
+                             WHERE p.shardid OPERATOR(pg_catalog.=)
+                                   pg_catalog.get_shard_id_for_distribution_column($1, a.ig_account_id)
+                               AND p.nodename OPERATOR(pg_catalog.=) d.nodename
+                               AND p.nodeport OPERATOR(pg_catalog.=) d.nodeport)'
+       INTO v_down USING v_cache;
+    RETURN COALESCE(v_down, '{}');
+END
+$fn$;
+
+CREATE FUNCTION ig_identity.ensure_account_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_group jsonb;
+BEGIN
+    IF ig_identity.has_unique_index(p_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
+        RETURN 0;
+    END IF;
+    PERFORM ig_identity.require_free_name(p_rel, p_index, '(ig_account_id, id)');
+    PERFORM ig_identity.require_owner_create(p_rel);
+    IF ig_identity.is_distributed(p_rel) THEN
+        -- Citus runs no DELETE that names ctids on a distributed table: each
+        -- group of copies is deleted by its key and its first copy written
+        -- back (the others go to the quarantine, as on one node). The rows
+        -- become jsonb after the read, not in a DELETE's RETURNING.
+        v_moved := 0;
+        FOREACH v_group IN ARRAY COALESCE(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'SELECT pg_catalog.jsonb_build_object(''acc'', g.acc, ''mid'', g.mid, ''copies'', pg_catalog.to_jsonb(g.copies))
+               FROM (SELECT t.ig_account_id::text AS acc, t.id::text AS mid,
+                            pg_catalog.array_agg(pg_catalog.to_jsonb(t) ORDER BY t.ctid) AS copies
+                       FROM %s t
+                      WHERE t.id IS NOT NULL
+                      GROUP BY t.ig_account_id, t.id
+                     HAVING pg_catalog.count(*) > 1) AS g', p_rel)), '{}')
+        LOOP
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'DELETE FROM %s t WHERE t.ig_account_id::text OPERATOR(pg_catalog.=) ($1 ->> ''acc'')
+                                    AND t.id::text OPERATOR(pg_catalog.=) ($1 ->> ''mid'')', p_rel),
+                v_group);
+            PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+                'INSERT INTO %1$s SELECT (pg_catalog.jsonb_populate_record(NULL::%1$s, $1)).*', p_rel),
+                v_group -> 'copies' -> 0);
+            INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+            SELECT ig_identity.table_label(p_rel), 'duplicate_id', c.row_data
+              FROM pg_catalog.jsonb_array_elements(v_group -> 'copies') WITH ORDINALITY AS c(row_data, n)
+             WHERE c.n > 1;
+            v_moved := v_moved + pg_catalog.jsonb_array_length(v_group -> 'copies') - 1;
+        END LOOP;
+    ELSE
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+          FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+            'WITH ranked AS (
+                 SELECT t.ig_account_id AS acc, t.ctid AS tid,
+                        pg_catalog.row_number() OVER (PARTITION BY t.ig_account_id, t.id
+                                                      ORDER BY t.ctid) AS n
+                   FROM %1$s t
+                  WHERE t.id IS NOT NULL AND t.ig_account_id IS NOT NULL),
+             moved AS (
+                 DELETE FROM %1$s t USING ranked r
+                  WHERE t.ig_account_id OPERATOR(pg_catalog.=) r.acc
+                    AND t.ctid OPERATOR(pg_catalog.=) r.tid AND r.n > 1
+              RETURNING t.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel))) AS r(row_data);
+        GET DIAGNOSTICS v_moved = ROW_COUNT;
+    END IF;
+    PERFORM ig_identity.as_owner(p_rel, pg_catalog.format(
+        'CREATE UNIQUE INDEX %I ON %s (ig_account_id, id)', p_index, p_rel));
+    RETURN v_moved;
+END
+$fn$;
+
+CREATE FUNCTION @extschema@.ig_identity_distribute(
+    OUT table_name regclass, OUT action text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
+    v_cache regclass;
+    v_rel   regclass;
+    v_name  name;
+    v_con   name;
+    v_idx   regclass;
+    v_null  boolean;
+BEGIN
+    IF NOT ig_identity.citus_active() THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = 'ig_identity_distribute() needs Citus',
+            DETAIL  = 'The citus extension is not installed in this database.',
+            HINT    = 'Run it on a Citus coordinator after CREATE EXTENSION citus and citus_add_node() for the workers.';
+    END IF;
+    FOREACH v_name IN ARRAY ARRAY['instagram_user_cache', 'instagram_conversations',
+                                  'instagram_messages']::name[] LOOP
+        v_rel := ig_identity.inbox_table(v_nsp, v_name);
+        IF v_rel IS NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'undefined_table',
+                MESSAGE = pg_catalog.format('cannot distribute %I: the table does not exist', v_name),
+                HINT    = 'Run SELECT * FROM ig_identity_repair() first: it creates the missing inbox tables.';
+        END IF;
+        IF v_name = 'instagram_user_cache' THEN
+            v_cache := v_rel;
+        END IF;
+        table_name := v_rel;
+        IF ig_identity.is_distributed(v_rel) THEN
+            action := 'already distributed';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        -- every statement on the table as its owner (as_owner, 20_repair.sql)
+        v_null := (ig_identity.as_owner(v_rel, pg_catalog.format(
+            'SELECT pg_catalog.to_jsonb(EXISTS (SELECT 1 FROM %s t WHERE t.ig_account_id IS NULL))',
+            v_rel)))[1] OPERATOR(pg_catalog.=) 'true'::jsonb;
+        IF v_null THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'not_null_violation',
+                MESSAGE = pg_catalog.format('cannot distribute %s: some rows have no ig_account_id', v_rel),
+                DETAIL  = 'A distributed table cannot hold a NULL distribution column.',
+                HINT    = 'Run SELECT * FROM ig_identity_repair() and ig_identity_check(), then distribute again.';
+        END IF;
+        IF v_name <> 'instagram_user_cache'
+           AND NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'id']::name[]) THEN
+            -- Only an (id) key ig_identity made itself is replaced.
+            SELECT k.conname, NULL INTO v_con, v_idx
+              FROM pg_catalog.pg_constraint k
+             WHERE k.conrelid = v_rel AND k.contype = 'p'
+               AND k.conname = v_name || '_pkey'
+               AND ig_identity.has_unique_index(v_rel, ARRAY['id']::name[]);
+            IF v_con IS NULL THEN
+                SELECT i.indexrelid::pg_catalog.regclass INTO v_idx
+                  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                 WHERE i.indrelid = v_rel AND c.relname = v_name || '_id_unique';
+            END IF;
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint f
+                        WHERE f.contype = 'f' AND f.confrelid = v_rel) THEN
+                RAISE EXCEPTION USING
+                    ERRCODE = 'dependent_objects_still_exist',
+                    MESSAGE = pg_catalog.format('cannot distribute %s: a foreign key references it', v_rel),
+                    DETAIL  = 'Its key must become (ig_account_id, id), and a foreign key on id alone would no longer have a unique key to point at.',
+                    HINT    = 'Make the foreign key (ig_account_id, conversation_id) or drop it, then distribute again.';
+            END IF;
+            PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+                'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL', v_rel));
+            IF v_con IS NOT NULL THEN
+                PERFORM ig_identity.require_owner_create(v_rel);
+                PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+                    'ALTER TABLE %s DROP CONSTRAINT %I', v_rel, v_con));
+                PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+                    'ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (ig_account_id, id)', v_rel, v_con));
+            ELSE
+                IF v_idx IS NOT NULL THEN
+                    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format('DROP INDEX %s', v_idx));
+                END IF;
+                PERFORM ig_identity.ensure_account_unique_id(v_rel, (v_name || '_id_unique')::name);
+            END IF;
+        END IF;
+        -- As the owner too: Citus builds the shards' indexes (expressions
+        -- included) over connections as the current user. The restricted
+        -- operation does not stop Citus (TAP 024).
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'SELECT NULL::jsonb FROM pg_catalog.create_distributed_table(%L::pg_catalog.regclass, ''ig_account_id''%s)',
+            v_rel::text,
+            CASE WHEN v_rel = v_cache THEN ''
+                 ELSE pg_catalog.format(', colocate_with => %L', v_cache::text) END));
+        -- the rows are in the shards now; Citus leaves their local copy on
+        -- disk, where a later CREATE UNIQUE INDEX would still see it
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'SELECT NULL::jsonb FROM pg_catalog.truncate_local_data_after_distributing_table(%L::pg_catalog.regclass)',
+            v_rel::text));
+        action := 'distributed';
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION ig_identity.citus_active() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.citus_worker_node() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.is_distributed(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.account_shard_reachable(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.citus_unreachable_accounts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION ig_identity.ensure_account_unique_id(regclass, name) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ig_identity_distribute() IS
+    'On a Citus coordinator: distributes the inbox tables by ig_account_id, co-located with the identity cache (idempotent)';
+REVOKE ALL ON FUNCTION @extschema@.ig_identity_distribute() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
+                                            p_arg jsonb DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+BEGIN
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+               'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
+                SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where),
+               p_arg)) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    RETURN v_moved;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.ensure_unique_id(p_rel regclass, p_index name)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_moved bigint;
+    v_key   name[] := ARRAY['id']::name[];
+    v_part  name[] := ig_identity.partition_key_columns(p_rel);
+BEGIN
+    IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
+        RETURN 0;
+    END IF;
+    -- On a Citus coordinator the key is (ig_account_id, id) (60_citus.sql).
+    IF ig_identity.citus_active() THEN
+        RETURN ig_identity.ensure_account_unique_id(p_rel, p_index);
+    END IF;
+    v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
+    -- Keep a row that knows its account, then the physically first one.
+    -- As the table's owner; the quarantine is written as the caller.
+    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+    SELECT ig_identity.table_label(p_rel), 'duplicate_id', r.row_data
+      FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
+        'WITH ranked AS (
+             SELECT t.tableoid AS rel, t.ctid AS tid,
+                    pg_catalog.row_number() OVER (PARTITION BY t.id
+                                                  ORDER BY t.ig_account_id IS NULL, t.tableoid, t.ctid) AS n
+               FROM %1$s t
+              WHERE t.id IS NOT NULL)
+         DELETE FROM %1$s t USING ranked r
+          WHERE t.tableoid = r.rel AND t.ctid = r.tid AND r.n > 1
+      RETURNING pg_catalog.to_jsonb(t)', p_rel))) AS r(row_data);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF NOT ig_identity.has_unique_index(p_rel, v_key) THEN
+        PERFORM ig_identity.require_free_name(p_rel, p_index,
+            '(' OPERATOR(pg_catalog.||) pg_catalog.array_to_string(v_key, ', ') OPERATOR(pg_catalog.||) ')');
+        PERFORM ig_identity.require_owner_create(p_rel);
+        PERFORM ig_identity.as_owner(p_rel, pg_catalog.format('CREATE UNIQUE INDEX %I ON %s (%s)', p_index, p_rel,
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ') FROM pg_catalog.unnest(v_key) AS c)));
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_repair(
+    OUT tables_created   int,
+    OUT columns_added    int,
+    OUT rows_recovered   bigint,
+    OUT rows_merged      bigint,
+    OUT rows_quarantined bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- '@extschema@' is the quoted schema name; regnamespace parses it back.
+    v_nsp    oid := '@extschema@'::pg_catalog.regnamespace;
+    v_schema name;
+    v_rel    regclass;
+    v_label  text;
+    v_n      bigint;
+    v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_lost   jsonb;    -- {participant: true} for the rows that lost their account
+    v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
+    v_selves jsonb;    -- {account: its own id}
+    v_rows   jsonb[];
+    -- The key of created conversation and message tables: (id), or on a
+    -- Citus coordinator (ig_account_id, id), which a distributed table can
+    -- have (then SELECT * FROM ig_identity_distribute()).
+    v_key    text := CASE WHEN ig_identity.citus_active() THEN 'ig_account_id, id' ELSE 'id' END;
+BEGIN
+    tables_created := 0;
+    columns_added := 0;
+    rows_recovered := 0;
+    rows_merged := 0;
+    rows_quarantined := 0;
+    SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+    -- On a Citus worker node (where Citus propagates CREATE EXTENSION) the
+    -- inbox tables are the coordinator's: it repairs them, not the workers.
+    IF ig_identity.citus_worker_node() THEN
+        RETURN;
+    END IF;
+
+    /*
+     * Conversations and messages first: the user cache's lost accounts are
+     * recovered from them, after their duplicates are gone.
+     */
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_conversations (
+                 id                text NOT NULL,
+                 ig_account_id     text NOT NULL,
+                 location_id       text,
+                 participant_igsid text,
+                 updated_time      timestamptz,
+                 created_at        timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (%s))', v_schema, v_key);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_conversations_account_participant_idx
+                 ON %s (ig_account_id, participant_igsid)', v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'ig_account_id', 'location_id', 'participant_igsid']::name[]);
+        -- Added nullable: existing rows have no value, and their app data
+        -- is not ours to force.
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',                'text'],
+            ['ig_account_id',     'text'],
+            ['location_id',       'text'],
+            ['participant_igsid', 'text'],
+            ['updated_time',      'timestamptz'],
+            ['created_at',        'timestamptz NOT NULL DEFAULT now()']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_conversations_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_messages (
+                 id              text NOT NULL,
+                 conversation_id text,
+                 ig_account_id   text NOT NULL,
+                 from_id         text,
+                 to_id           text,
+                 message         text,
+                 created_at      timestamptz,
+                 is_echo         boolean NOT NULL DEFAULT false,
+                 PRIMARY KEY (%s))', v_schema, v_key);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
+            v_rel);
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+    ELSE
+        PERFORM ig_identity.require_text_columns(v_rel,
+            ARRAY['id', 'conversation_id', 'ig_account_id', 'from_id', 'to_id']::name[]);
+        columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+            ['id',              'text'],
+            ['conversation_id', 'text'],
+            ['ig_account_id',   'text'],
+            ['from_id',         'text'],
+            ['to_id',           'text'],
+            ['message',         'text'],
+            ['created_at',      'timestamptz'],
+            ['is_echo',         'boolean NOT NULL DEFAULT false']]);
+        rows_quarantined := rows_quarantined
+            + ig_identity.ensure_unique_id(v_rel, 'instagram_messages_id_unique');
+    END IF;
+
+    v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+    IF v_rel IS NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE %I.instagram_user_cache (
+                 ig_account_id   text NOT NULL,
+                 ig_user_id      text NOT NULL,
+                 username        text,
+                 name            text,
+                 profile_pic     text,
+                 profile_pic_url text,
+                 last_fetched_at timestamptz,
+                 fetch_status    text NOT NULL DEFAULT ''ok''
+                                 CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error'')),
+                 last_error_code int,
+                 fetch_attempts  int NOT NULL DEFAULT 0,
+                 next_fetch_at   timestamptz,
+                 created_at      timestamptz NOT NULL DEFAULT now(),
+                 updated_at      timestamptz NOT NULL DEFAULT now(),
+                 CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                     PRIMARY KEY (ig_account_id, ig_user_id))', v_schema);
+        v_rel := ig_identity.inbox_table(v_nsp, 'instagram_user_cache');
+        PERFORM ig_identity.detach_from_extension(v_rel);
+        tables_created := tables_created + 1;
+        RETURN;
+    END IF;
+
+    /*
+     * A legacy identity cache: the table that held the bug.
+     */
+    v_label := ig_identity.table_label(v_rel);
+    IF NOT ig_identity.has_column(v_rel, 'ig_user_id') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('cannot repair %s: it has no column ig_user_id', v_rel),
+            DETAIL  = 'Without the participant id the rows cannot be identified.',
+            HINT    = 'Rename the table if it is not the inbox identity cache, then install ig_identity again.';
+    END IF;
+    PERFORM ig_identity.require_text_columns(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]);
+    -- ig_account_id, when missing, is added nullable and recovered below
+    -- like any other lost account.
+    columns_added := columns_added + ig_identity.add_missing_columns(v_rel, ARRAY[
+        ['ig_account_id',   'text'],
+        ['username',        'text'],
+        ['name',            'text'],
+        ['profile_pic',     'text'],
+        ['profile_pic_url', 'text'],
+        ['last_fetched_at', 'timestamptz'],
+        -- the name PostgreSQL would give it, written out: Citus adds a
+        -- column with a constraint only when the constraint is named
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CONSTRAINT instagram_user_cache_fetch_status_check CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        ['last_error_code', 'int'],
+        ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
+        ['next_fetch_at',   'timestamptz'],
+        ['created_at',      'timestamptz NOT NULL DEFAULT now()'],
+        ['updated_at',      'timestamptz NOT NULL DEFAULT now()']]);
+
+    -- A row without a participant id identifies nobody.
+    rows_quarantined := rows_quarantined
+        + ig_identity.quarantine_rows(v_rel, 'missing_user_id', 't.ig_user_id IS NULL');
+
+    /*
+     * Lost accounts. The accounts that talk to a participant are the ones
+     * whose conversations name it or whose messages it sent or received.
+     * Exactly one: that is its account. None or several: the row cannot be
+     * attributed and goes to the quarantine, with the candidates. Each
+     * table is read as its own owner; the pairs travel as $1.
+     */
+    -- Only when some row lost its account: the statements below find
+    -- nothing otherwise, and a distributed cache (which cannot hold a NULL
+    -- account) need not run them. The participants that lost their account
+    -- are read first, then only their (participant, account) pairs, each
+    -- table as its own owner; the statements on the cache get the pairs as
+    -- $1: on Citus, with distributed conversations and messages next to a
+    -- local cache, those statements then touch no distributed table (Citus
+    -- refuses a distributed plan of an UPDATE or DELETE by ctid), and the
+    -- reads of the distributed tables test membership with the jsonb ?
+    -- operator, which Citus pushes to every shard (no correlated subquery).
+    v_lost := (ig_identity.as_owner(v_rel, pg_catalog.format(
+        'SELECT pg_catalog.jsonb_object_agg(d.uid, true)
+           FROM (SELECT DISTINCT t.ig_user_id::text AS uid FROM %s t
+                  WHERE t.ig_account_id IS NULL AND t.ig_user_id IS NOT NULL) AS d', v_rel)))[1];
+    IF v_lost IS NOT NULL THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+          INTO v_pairs
+          FROM pg_catalog.unnest(
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                          FROM %s c
+                         WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) c.participant_igsid::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_conversations')), v_lost)
+                   OPERATOR(pg_catalog.||)
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(m.from_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.from_id::text
+                        UNION
+                        SELECT DISTINCT pg_catalog.jsonb_build_array(m.to_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.to_id::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_messages')), v_lost)) AS p(pair);
+        v_candidates := pg_catalog.format(
+            'WITH pairs AS (
+                 SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+                   FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+             cand AS (
+                 SELECT u.ctid AS tid,
+                        pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+                   FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+                  WHERE u.ig_account_id IS NULL
+                  GROUP BY u.ctid)', v_rel);
+        v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+             UPDATE %s u SET ig_account_id = c.accounts[1]
+               FROM cand c
+              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+          RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+        rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                    ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                              m.r -> 'accounts')
+               END
+          FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format(',
+             moved AS (
+                 DELETE FROM %1$s u USING cand c
+                  WHERE u.ctid = c.tid
+              RETURNING c.accounts AS accounts, u AS row_data)
+             SELECT pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(m.accounts),
+                                                  ''row_data'', pg_catalog.to_jsonb(m.row_data))
+               FROM moved m', v_rel),
+                 v_pairs)) AS m(r);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_quarantined := rows_quarantined + v_n;
+    END IF;
+
+    -- The business account stored as its own participant: the trap that
+    -- made inboxes show the shop's name for the customer. The accounts'
+    -- own ids travel as $1 (the owner cannot read ig_identity.accounts).
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(a.ig_account_id, a.self_igsid), '{}')
+      INTO v_selves
+      FROM ig_identity.accounts a
+     WHERE a.self_igsid IS NOT NULL;
+    rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        -- an expression on $1, not a correlated EXISTS: Citus runs it on
+        -- every shard of a distributed cache (the accounts are local)
+        't.ig_user_id::text = t.ig_account_id::text
+         OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
+
+    /*
+     * Duplicate (ig_account_id, ig_user_id) rows. The freshest row stays
+     * (it keeps the app's own columns and fetch state); each identity column
+     * takes the freshest non-null value of the group. The absorbed rows go to
+     * the quarantine as they were, so nothing is lost. One statement, as the
+     * table's owner, so the ctids the CTEs computed are the ones the UPDATE
+     * and DELETE see; it returns the absorbed rows.
+     */
+    -- With the unique key in place there is nothing to merge (the NULL
+    -- accounts and users are gone by now): skipped, which also spares a
+    -- distributed cache a statement Citus cannot run (ctids).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        IF ig_identity.is_distributed(v_rel) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'feature_not_supported',
+                MESSAGE = pg_catalog.format('cannot repair %s: it is distributed without a unique key on (ig_account_id, ig_user_id)', v_rel),
+                DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
+                HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
+        END IF;
+        v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+            'WITH g AS (
+                 SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                        (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                        (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                        (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                        (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                        (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                        (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+                   FROM %1$s u
+                  GROUP BY u.ig_account_id, u.ig_user_id
+                 HAVING pg_catalog.count(*) > 1),
+             kept AS (
+                 UPDATE %1$s u
+                    SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                        profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+                   FROM g
+                  WHERE u.ig_account_id = g.k_account AND u.ctid = g.keep
+              RETURNING 1),
+             moved AS (
+                 DELETE FROM %1$s u USING g
+                  WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+              RETURNING u.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m',
+            v_rel));
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label, 'merged_duplicate', r.row_data
+          FROM pg_catalog.unnest(v_rows) AS r(row_data);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_quarantined := rows_quarantined + v_n;
+        SELECT pg_catalog.count(*) INTO v_n
+          FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+                  FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+        rows_merged := rows_merged + v_n;
+    END IF;
+
+    -- profile_pic is what current code writes; profile_pic_url is kept
+    -- equal for older readers.
+    PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+        'UPDATE %s u
+            SET profile_pic = COALESCE(u.profile_pic, u.profile_pic_url),
+                profile_pic_url = COALESCE(u.profile_pic, u.profile_pic_url)
+          WHERE u.profile_pic IS DISTINCT FROM u.profile_pic_url', v_rel));
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = v_rel AND a.attname IN ('ig_account_id', 'ig_user_id')
+                  AND NOT a.attnotnull) THEN
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN ig_account_id SET NOT NULL,
+                            ALTER COLUMN ig_user_id SET NOT NULL', v_rel));
+    END IF;
+
+    -- A UNIQUE constraint, not a primary key: the app's table may already
+    -- have one (an id column).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        PERFORM ig_identity.require_free_name(v_rel,
+            'instagram_user_cache_ig_account_id_ig_user_id_unique', '(ig_account_id, ig_user_id)');
+        PERFORM ig_identity.require_owner_create(v_rel);
+        PERFORM ig_identity.as_owner(v_rel, pg_catalog.format(
+            'ALTER TABLE %s ADD CONSTRAINT instagram_user_cache_ig_account_id_ig_user_id_unique
+                 UNIQUE (ig_account_id, ig_user_id)', v_rel));
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_display_name(ig_account_id text, ig_user_id text)
+RETURNS text
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised statement
+-- without the values and cannot route it to a shard
+BEGIN
+    RETURN COALESCE(
+        (SELECT COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''))
+           FROM @extschema@.instagram_user_cache c
+          WHERE c.ig_account_id = ig_display_name.ig_account_id
+            AND c.ig_user_id = ig_display_name.ig_user_id
+          LIMIT 1),
+        'user_******' || pg_catalog.right(COALESCE(ig_display_name.ig_user_id, ''), 4));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.ig_identity_check(
+    OUT total_rows        bigint,
+    OUT null_account_rows bigint,
+    OUT distinct_pairs    bigint,
+    OUT quarantined_rows  bigint)
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+-- Two statements (one snapshot, the function being STABLE): Citus cannot
+-- push a subquery on a local table down next to the aggregates of a
+-- distributed cache.
+BEGIN
+    SELECT pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE c.ig_account_id IS NULL),
+           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id))
+      INTO total_rows, null_account_rows, distinct_pairs
+      FROM @extschema@.instagram_user_cache c;
+    SELECT pg_catalog.count(*) INTO quarantined_rows FROM @extschema@.ig_identity_quarantine;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ig_identity.store_conversations(
+    p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
+    p_updated timestamptz[])
+RETURNS text[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_changed text[];
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_conversations'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
+BEGIN
+    -- The conflict target follows the table's key (v_key). "before" is
+    -- MATERIALIZED so that Citus reads it before the upsert, as PostgreSQL's
+    -- single snapshot does.
+    EXECUTE pg_catalog.format($q$
+    WITH before AS MATERIALIZED (
+        SELECT c.id, c.updated_time
+          FROM @extschema@.instagram_conversations c
+         WHERE c.id = ANY ($3)
+    ), up AS (
+        INSERT INTO @extschema@.instagram_conversations AS c
+               (id, ig_account_id, location_id, participant_igsid, updated_time)
+        SELECT s.id, $1, $2, s.participant, s.updated
+          FROM unnest($3, $4, $5) AS s(id, participant, updated)
+        ON CONFLICT (%s) DO UPDATE
+           SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
+               location_id = COALESCE(c.location_id, EXCLUDED.location_id),
+               updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
+         WHERE c.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
+           AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
+                OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
+                OR c.location_id IS NULL)
+        RETURNING c.id, c.updated_time
+    )
+    SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
+      FROM up LEFT JOIN before b ON b.id = up.id
+     WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+    $q$, v_key)
+    INTO v_changed
+    USING p_ig_account_id, p_location_id, p_ids, p_participants, p_updated;
+    RETURN v_changed;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.store_messages(
+    p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
+    p_texts text[], p_created timestamptz[], p_echo boolean[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_new bigint;
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_messages'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
+BEGIN
+    -- The conflict target follows the table's key, as in store_conversations.
+    EXECUTE pg_catalog.format($q$
+    WITH rows AS (
+        SELECT s.*,
+               -- the C code filled the conversations in, reading
+               -- instagram_conversations as its own owner (37_mixed_owners.sql)
+               s.conversation_id AS conv
+          FROM unnest($2, $3, $4, $5, $6, $7, $8)
+               AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
+    ), ins AS (
+        INSERT INTO @extschema@.instagram_messages AS m
+               (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
+        SELECT DISTINCT ON (r.id) r.id, r.conv, $1, r.from_id, r.to_id, r.message,
+               r.created_at, r.is_echo
+          FROM rows r
+        ON CONFLICT (%s) DO UPDATE
+           SET conversation_id = EXCLUDED.conversation_id
+         WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
+           AND m.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
+        RETURNING (xmax = 0) AS inserted
+    )
+    SELECT count(*) FILTER (WHERE inserted) FROM ins
+    $q$, v_key)
+    INTO v_new
+    USING p_ig_account_id, p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo;
+    RETURN v_new;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_conversation_participants(p_ig_account_id text)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.participant_igsid), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.ig_account_id = p_ig_account_id
+       AND c.participant_igsid IS NOT NULL
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_message_participants(p_ig_account_id text, p_since timestamptz)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.id), '{}')
+      FROM @extschema@.instagram_messages m
+     CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
+     WHERE m.ig_account_id = p_ig_account_id
+       AND m.created_at >= p_since
+       AND u.id IS NOT NULL
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_identities_wanted(p_ig_account_id text, p_ig_user_ids text[],
+                                                   p_inbound boolean[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT s.ig_user_id), '{}')
+      FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
+      LEFT JOIN @extschema@.instagram_user_cache c
+             ON c.ig_account_id = p_ig_account_id AND c.ig_user_id = s.ig_user_id
+     WHERE s.ig_user_id IS NOT NULL
+       AND (c.ig_user_id IS NULL
+            OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
+            OR (s.inbound AND c.fetch_status = 'consent_required'))
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
+RETURNS @extschema@.ig_identity_profile
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+-- (the casts: a row returned from PL/pgSQL must match the type exactly,
+-- and a legacy cache may have varchar columns)
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+    SELECT c.ig_account_id::text, c.ig_user_id::text, c.username::text, c.name::text,
+           c.profile_pic::text, c.fetch_status::text,
+           c.last_error_code::int, c.last_fetched_at::timestamptz,
+           COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
+                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))::text
+      FROM @extschema@.instagram_user_cache c
+     WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
+     LIMIT 1
+    LOOP
+        RETURN v;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_stale_identities(p_ig_account_ids text[], p_self_igsids text[],
+                                                  p_stale_after_s int, p_limit int)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
+    WITH due AS (
+        SELECT c.ig_account_id, c.ig_user_id,
+               CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason,
+               pg_catalog.row_number() OVER (ORDER BY c.last_fetched_at NULLS FIRST) AS ord
+          FROM @extschema@.instagram_user_cache c
+          JOIN unnest(p_ig_account_ids, p_self_igsids) AS a(ig_account_id, self_igsid)
+            ON a.ig_account_id = c.ig_account_id
+         WHERE c.ig_user_id <> a.ig_account_id
+           -- the same as the join, written so that Citus reads only these
+           -- accounts' shards
+           AND c.ig_account_id = ANY (p_ig_account_ids)
+           AND c.ig_user_id IS DISTINCT FROM a.self_igsid
+           AND c.fetch_status IS DISTINCT FROM 'consent_required'
+           AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
+           AND (c.last_fetched_at IS NULL
+                OR c.last_fetched_at < pg_catalog.now() - pg_catalog.make_interval(secs => p_stale_after_s)
+                OR (c.username IS NULL AND c.fetch_status = 'ok'))
+         ORDER BY c.last_fetched_at NULLS FIRST
+         LIMIT p_limit
+    )
+    SELECT COALESCE(pg_catalog.array_agg(v.x ORDER BY d.ord, v.k), '{}')
+      FROM due d
+     CROSS JOIN LATERAL (VALUES (1, d.ig_account_id), (2, d.ig_user_id), (3, d.reason)) AS v(k, x)
+    );
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity._worker_stale_accounts()
+RETURNS TABLE (ig_account_id text, self_igsid text, queued bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- on Citus, not the accounts whose worker node is down (60_citus.sql)
+    WITH down AS MATERIALIZED (
+        SELECT ig_identity.citus_unreachable_accounts() AS ids
+    )
+    SELECT a.ig_account_id, a.self_igsid,
+           (SELECT pg_catalog.count(*) FROM ig_identity.refresh_queue q
+             WHERE q.ig_account_id = a.ig_account_id)
+      FROM ig_identity.accounts a, down
+     WHERE a.status IN ('active', 'paused')
+       AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
+       AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+       AND a.ig_account_id <> ALL (down.ids)
+     ORDER BY a.ig_account_id
+$$;
+
+-- On Citus the readers and writers main added for issue 12 and 14 in
+-- PL/pgSQL forms Citus runs (same results on one node).
+
+CREATE OR REPLACE FUNCTION ig_identity.read_foreign_conversation_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.id::text), '{}')
+      FROM @extschema@.instagram_conversations c
+     WHERE c.id::text = ANY (p_ids)
+       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_foreign_message_ids(p_ig_account_id text, p_ids text[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT m.id::text), '{}')
+      FROM @extschema@.instagram_messages m
+     WHERE m.id::text = ANY (p_ids)
+       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.read_message_conversations(p_ig_account_id text, p_conversation_ids text[],
+                                                       p_from text[], p_to text[], p_echo boolean[])
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- On Citus: plpgsql, not sql (Citus plans no SQL function's parameterised
+-- statement on a distributed table), and the account's conversations with
+-- these participants read in one statement on the account's shard, not in
+-- a subquery per message (Citus runs no correlated subquery over unnest).
+DECLARE
+    v_wanted text[];
+    v_participants text[];
+    v_ids text[];
+BEGIN
+    SELECT pg_catalog.array_agg(DISTINCT CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END)
+      INTO v_wanted
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) AS s(conversation_id, from_id, to_id, is_echo)
+     WHERE s.conversation_id IS NULL;
+    IF v_wanted IS NOT NULL THEN
+        -- the newest conversation of each participant
+        SELECT pg_catalog.array_agg(n.participant), pg_catalog.array_agg(n.id)
+          INTO v_participants, v_ids
+          FROM (SELECT DISTINCT ON (c.participant_igsid)
+                       c.participant_igsid::text AS participant, c.id::text AS id
+                  FROM @extschema@.instagram_conversations c
+                 WHERE c.ig_account_id = p_ig_account_id
+                   AND c.participant_igsid = ANY (v_wanted)
+                 ORDER BY c.participant_igsid, c.updated_time DESC NULLS LAST) AS n;
+    END IF;
+    RETURN (
+    SELECT COALESCE(pg_catalog.array_agg(
+               COALESCE(s.conversation_id,
+                        (SELECT k.id FROM unnest(v_participants, v_ids) AS k(participant, id)
+                          WHERE k.participant = CASE WHEN s.is_echo THEN s.to_id ELSE s.from_id END))
+               ORDER BY s.n), '{}')
+      FROM unnest(p_conversation_ids, p_from, p_to, p_echo) WITH ORDINALITY
+           AS s(conversation_id, from_id, to_id, is_echo, n));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ig_identity.clear_unsent_messages(p_ig_account_id text, p_mids text[])
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+DECLARE
+    v_n bigint;
+BEGIN
+    UPDATE @extschema@.instagram_messages m
+       SET message = NULL
+     WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
+$$;
+
 -- ==== end of issue 17 ====
 
 

@@ -43,6 +43,9 @@
 #                accounts each get a new webhook participant: enqueue-to-cached
 #   curve    13. wall time against the number of accounts at constant N
 #                (bench/results/sched_accounts.{dat,png})
+#   citus    14. (issue 17) scenario 1's refresh at C = 16 on a Citus
+#                coordinator with two worker nodes, against the single node in
+#                the same run
 #
 #   bench/run.sh --quick         scenarios 7-10, smaller (about 4 minutes)
 #
@@ -53,7 +56,7 @@
 set -u
 source "$(dirname "$0")/../scripts/lib.sh"
 
-ALL=(refresh baseline sync upsert worker rate syncmem tls sched200 sched2000 single noisy curve)
+ALL=(refresh baseline sync upsert worker rate syncmem tls sched200 sched2000 single noisy curve citus)
 QUICK=
 if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 SCENARIOS=("$@")
@@ -380,6 +383,67 @@ SQL
     row "5 backend memory" "private (anonymous) memory growth MB, refreshing $total ($refreshed ok, $failed failed)" \
         "$(calc "round(($anon1 - $anon0) / 1024, 1)")" "64 MB; RSS incl. shared buffers grew $(calc "round(($rss1 - $rss0) / 1024, 1)") MB" \
         "$(calc "round(($anon1 - $anon0) / 1024 / 64, 3)")" "< 64 MB"
+}
+
+# 14. citus: the same refresh (N, L, C = 16) on a Citus coordinator with two
+# worker nodes on loopback, the inbox distributed by ig_account_id, against
+# the single node measured just before in this run. Citus is built from
+# test/vendor/ when missing (scripts/citus_build.sh).
+citus_node() { # DIR PORT PRELOAD: initdb + start, TCP on loopback
+    as_pg initdb -D "$1/data" -A trust -U postgres --no-sync >"$1.initdb.log" 2>&1 || die "initdb failed"
+    write_pg_conf "$1.conf" citus_worker_idle
+    cat >>"$1.conf" <<EOC
+shared_preload_libraries = '$3'
+listen_addresses = '127.0.0.1'
+max_prepared_transactions = 50
+citus.shard_count = 8
+EOC
+    chown "$PG_USER" "$1.conf"
+    echo "include '$1.conf'" >>"$1/data/postgresql.conf"
+    as_pg pg_ctl -D "$1/data" -o "-p $2 -k $DIR" -l "$1.log" -w start >/dev/null || die "a Citus node did not start"
+}
+scenario_citus() {
+    log "14. citus: the refresh of N=$N, L=${L} ms, C=16 on a coordinator and two worker nodes"
+    "$IGID_ROOT/scripts/citus_build.sh" >"$DIR/citus_build.log" 2>&1 || {
+        row "14 citus" "not run: Citus could not be built ($(tail -n 1 "$DIR/citus_build.log"))" "-" "-" "-" "<= 1.25"
+        return 0
+    }
+    local ports=() n
+    for n in c w1 w2; do
+        ports+=("$(free_port)")
+        mkdir -p "$DIR/citus_$n"; chown "$PG_USER" "$DIR/citus_$n"
+    done
+    citus_node "$DIR/citus_c" "${ports[0]}" citus,ig_identity
+    citus_node "$DIR/citus_w1" "${ports[1]}" citus
+    citus_node "$DIR/citus_w2" "${ports[2]}" citus
+    csql() { PGOPTIONS="-c client_min_messages=warning" as_pg psql -X -h "$DIR" -p "$1" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA "${@:2}"; }
+    for p in "${ports[@]}"; do csql "$p" -c 'CREATE EXTENSION citus' >/dev/null; done
+    csql "${ports[0]}" >/dev/null <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', ${ports[0]});
+SELECT citus_add_node('127.0.0.1', ${ports[1]});
+SELECT citus_add_node('127.0.0.1', ${ports[2]});
+CREATE EXTENSION ig_identity;
+SELECT * FROM ig_identity_distribute();
+SELECT ig_connect_account('loc_b', '$ACCOUNT', '$ACCOUNT', '$TOKEN', 'graph.facebook.com');
+INSERT INTO instagram_conversations (id, ig_account_id, location_id, participant_igsid, updated_time)
+SELECT 'conv.' || g, '$ACCOUNT', 'loc_b', (2000000000000000 + g)::text, now()
+  FROM generate_series(0, $N - 1) g;
+SQL
+    local refresh_sql="SET ig_identity.max_concurrency = 16;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+SELECT refreshed, failed FROM ig_refresh_identities('loc_b') \\gset
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3), :refreshed, :failed;"
+    # the single node first, then Citus, each after a warm-up (rows exist)
+    new_db bench_citus_single
+    seed_participants bench_citus_single "$N"
+    mockctl reset; mockctl config "{\"latency_ms\": $L}"
+    timed_refresh bench_citus_single 16 >/dev/null
+    read -r single _ _ < <(timed_refresh bench_citus_single 16)
+    csql "${ports[0]}" -F ' ' <<<"$refresh_sql" >/dev/null
+    read -r secs refreshed failed < <(csql "${ports[0]}" -F ' ' <<<"$refresh_sql")
+    row "14 citus C=16" "wall s on Citus, 2 worker nodes ($refreshed refreshed, $failed failed)" \
+        "$secs" "single node $single s" "$(calc "round($secs / $single, 3)")" "<= 1.25"
+    for n in c w1 w2; do as_pg pg_ctl -D "$DIR/citus_$n/data" -m fast -w stop >/dev/null 2>&1; done
 }
 
 scenario_rate() {
@@ -716,7 +780,7 @@ GP
 
 for s in "${SCENARIOS[@]}"; do
     case "$s" in
-        refresh|baseline|sync|upsert|worker|rate|syncmem|tls|sched200|sched2000|single|noisy|curve) "scenario_$s" ;;
+        refresh|baseline|sync|upsert|worker|rate|syncmem|tls|sched200|sched2000|single|noisy|curve|citus) "scenario_$s" ;;
         *) die "unknown scenario '$s' (known: ${ALL[*]})" ;;
     esac
 done

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -123,6 +124,20 @@ std::vector<AccountEvent> fetch_profiles(const std::vector<AccountCreds> &accoun
 
 /* Upserts a batch of outcomes (needs a transaction and SPI). */
 void apply_outcomes(const std::vector<FetchOutcome> &outcomes);
+/*
+ * The worker's form: an account whose shard lives on a Citus worker node that
+ * does not answer (ig_identity.account_shard_reachable, asked before any
+ * write) has its queue rows put back to wait kRetryUnreachableS, with a
+ * WARNING, and nothing else written; the other accounts are saved.  Returns
+ * the accounts set aside.  Without Citus (one catalog query tells) it is
+ * apply_outcomes.
+ */
+std::set<std::string> apply_outcomes_per_account(const std::vector<FetchOutcome> &outcomes);
+/* Whether this database runs Citus with the 1.1 shard check (one catalog
+ * query), and whether the node(s) of an account's shard answer now. */
+bool citus_shard_checks();
+bool account_shard_reachable(const std::string &ig_account_id);
+constexpr double kRetryUnreachableS = 60.0;
 
 /* Records what happened to each account (needs a transaction and SPI). */
 void apply_account_events(const std::vector<AccountEvent> &events);

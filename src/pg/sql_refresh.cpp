@@ -95,8 +95,35 @@ IGID_FUNCTION(ig_refresh_identities)
          * only EXECUTE on this function (see privilege.h) */
         AsExtensionOwner as_owner;
         auto accounts = location_accounts(location_id);
+        /* On Citus, an account whose shard's node does not answer is left
+         * out (its conversations cannot even be read) and reported in
+         * errors; the others go on. All of them: the call fails. */
+        std::vector<std::string> down;
+        if (!accounts.empty() && citus_shard_checks()) {
+            std::vector<AccountCreds> up;
+            for (auto &a : accounts) {
+                if (account_shard_reachable(a.ig_account_id))
+                    up.push_back(a);
+                else
+                    down.push_back(a.ig_account_id);
+            }
+            if (up.empty()) {
+                std::string list;
+                for (const auto &d : down)
+                    list += (list.empty() ? "" : ", ") + d;
+                throw Error(ERRCODE_CONNECTION_FAILURE,
+                            "cannot refresh the identities of location \"" + location_id +
+                                "\": the Citus node that holds the shard of its accounts does not answer",
+                            "Accounts whose worker node does not answer: " + list + ".",
+                            "Try again once the node is back; the background worker retries the identities queued for them by itself.");
+            }
+            accounts = std::move(up);
+        }
         auto targets = location_targets(accounts);
-        total = (long long) targets.size();
+        for (const auto &d : down)
+            summary.add_failure(d, "", std::nullopt,
+                                "the Citus node that holds this account's shard does not answer; its identities were not read");
+        total = (long long) (targets.size() + down.size());
         auto usable = usable_accounts(accounts, targets, summary);
 
         std::vector<AccountEvent> events;

@@ -82,6 +82,23 @@ namespace igid::pg {
 
 namespace {
 
+/* Counts the outcomes a save wrote: those of accounts it could not save (a
+ * Citus worker node down, apply_outcomes_per_account) wait in the queue and
+ * count in neither figure. */
+void count_saved(RunSummary &summary, const std::vector<FetchOutcome> &outcomes,
+                 const std::set<std::string> &unreachable)
+{
+    if (unreachable.empty()) {
+        summary.count(outcomes);
+        return;
+    }
+    std::vector<FetchOutcome> saved;
+    for (const auto &o : outcomes)
+        if (!unreachable.count(o.ig_account_id))
+            saved.push_back(o);
+    summary.count(saved);
+}
+
 /* The scheduler across accounts (issue 15).  A cycle claims as it goes:
  * while its fetch runs, it tops the pipeline up with the fair claim, so
  * every transfer slot stays busy while any account has due work. */
@@ -830,7 +847,8 @@ bool Worker::fetch_and_apply(Claim &c)
                 return;
             pgstat_report_wait_end();
             Claim got;
-            /* counted before the save commits: if it fails, the cycle fails
+            /* counted in the save's transaction (only the accounts it could
+             * save: a Citus node may be down): if it fails, the cycle fails
              * and its figures go with it */
             const long long r0 = summary.refreshed, f0 = summary.failed;
             std::vector<FetchOutcome> chunk;
@@ -848,7 +866,6 @@ bool Worker::fetch_and_apply(Claim &c)
                     }
                 }
                 outcomes.swap(rest);
-                summary.count(chunk);
             }
             /* a failure is reported as this step's (the cycle's error context) */
             phase_ = save_due ? "saving results" : "claiming refresh queue";
@@ -856,7 +873,7 @@ bool Worker::fetch_and_apply(Claim &c)
                 unit_of_work(phase_, [&] {
                     /* settle first: a saved row frees its account's share */
                     if (save_due)
-                        apply_outcomes(chunk);
+                        count_saved(summary, chunk, apply_outcomes_per_account(chunk));
                     if (claim_due)
                         got = claim(room, asked, skip);
                     /* the history row: what is saved and claimed so far */
@@ -1038,11 +1055,10 @@ void Worker::apply(std::vector<FetchOutcome> &outcomes, const std::vector<Accoun
         rel_accounts.emplace_back(k.first);
         rel_users.emplace_back(k.second);
     }
-    /* the run's figures include what this last save brings */
+    /* the run's figures include what this last save brings (counted in
+     * its transaction: a Citus node down holds some accounts back) */
     const long long r0 = summary.refreshed, f0 = summary.failed;
-    summary.count(outcomes);
-    const std::string errors_json = summary.errors_json();
-    const long long refreshed = summary.refreshed, failed = summary.failed;
+    long long refreshed = r0, failed = f0;
 
     unit_of_work("saving results", [&] {
         limit_lock_waits_at_shutdown();
@@ -1050,16 +1066,22 @@ void Worker::apply(std::vector<FetchOutcome> &outcomes, const std::vector<Accoun
         if (!rel_accounts.empty())
             spi_exec("SELECT ig_identity._worker_release($1, $2)",
                      {text_array_param(rel_accounts), text_array_param(rel_users)});
+        /* accounts whose save found no connection (a Citus node down):
+         * their rows wait in the queue and count in neither figure */
+        std::set<std::string> unreachable;
         if (!outcomes.empty())
-            apply_outcomes(outcomes);
+            unreachable = apply_outcomes_per_account(outcomes);
         if (!events.empty())
             apply_account_events(events);
+        count_saved(summary, outcomes, unreachable);
+        refreshed = summary.refreshed;
+        failed = summary.failed;
         if (fair_claim_)
             save_run(summary, claimed, started);
         else
             spi_exec("SELECT ig_identity.record_run('worker', NULL, pg_catalog.to_timestamp($1::pg_catalog.float8), $2, $3, $4, $5)",
                      {text_param(std::to_string(epoch_seconds(started))), int4_param((int) refreshed), int4_param((int) failed),
-                      int4_param((int) claimed), jsonb_param(errors_json)});
+                      int4_param((int) claimed), jsonb_param(summary.errors_json())});
     });
     run_id_.reset();
     leased_.clear();

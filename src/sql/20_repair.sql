@@ -289,6 +289,8 @@ $fn$;
 -- Moves the rows matching p_where (a predicate written in this file, over
 -- alias t; $1 is p_arg) to the quarantine. Returns how many. The DELETE
 -- runs as the table's owner, the INSERT into the quarantine as the caller.
+-- The row is turned into jsonb after the DELETE, not in its RETURNING:
+-- Citus refuses non-immutable functions there.
 CREATE FUNCTION ig_identity.quarantine_rows(p_rel regclass, p_reason text, p_where text,
                                             p_arg jsonb DEFAULT NULL)
 RETURNS bigint
@@ -301,7 +303,8 @@ BEGIN
     INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
     SELECT ig_identity.table_label(p_rel), p_reason, r.row_data
       FROM pg_catalog.unnest(ig_identity.as_owner(p_rel, pg_catalog.format(
-               'DELETE FROM %s t WHERE %s RETURNING pg_catalog.to_jsonb(t)', p_rel, p_where),
+               'WITH moved AS (DELETE FROM %s t WHERE %s RETURNING t.*)
+                SELECT pg_catalog.to_jsonb(m) FROM moved m', p_rel, p_where),
                p_arg)) AS r(row_data);
     GET DIAGNOSTICS v_moved = ROW_COUNT;
     RETURN v_moved;
@@ -339,6 +342,10 @@ DECLARE
 BEGIN
     IF pg_catalog.cardinality(v_part) = 0 AND ig_identity.has_unique_index(p_rel, v_key) THEN
         RETURN 0;
+    END IF;
+    -- On a Citus coordinator the key is (ig_account_id, id) (60_citus.sql).
+    IF ig_identity.citus_active() THEN
+        RETURN ig_identity.ensure_account_unique_id(p_rel, p_index);
     END IF;
     v_key := v_key OPERATOR(pg_catalog.||) pg_catalog.array_remove(v_part, 'id'::name);
     -- Keep a row that knows its account, then the physically first one.
@@ -388,9 +395,14 @@ DECLARE
     v_label  text;
     v_n      bigint;
     v_candidates text; -- the account-candidates CTE, shared by recovery and quarantine
+    v_lost   jsonb;    -- {participant: true} for the rows that lost their account
     v_pairs  jsonb;    -- [participant, account] pairs of the conversations and messages
     v_selves jsonb;    -- {account: its own id}
     v_rows   jsonb[];
+    -- The key of created conversation and message tables: (id), or on a
+    -- Citus coordinator (ig_account_id, id), which a distributed table can
+    -- have (then SELECT * FROM ig_identity_distribute()).
+    v_key    text := CASE WHEN ig_identity.citus_active() THEN 'ig_account_id, id' ELSE 'id' END;
 BEGIN
     tables_created := 0;
     columns_added := 0;
@@ -398,6 +410,11 @@ BEGIN
     rows_merged := 0;
     rows_quarantined := 0;
     SELECT n.nspname INTO v_schema FROM pg_catalog.pg_namespace n WHERE n.oid = v_nsp;
+    -- On a Citus worker node (where Citus propagates CREATE EXTENSION) the
+    -- inbox tables are the coordinator's: it repairs them, not the workers.
+    IF ig_identity.citus_worker_node() THEN
+        RETURN;
+    END IF;
 
     /*
      * Conversations and messages first: the user cache's lost accounts are
@@ -407,12 +424,13 @@ BEGIN
     IF v_rel IS NULL THEN
         EXECUTE pg_catalog.format(
             'CREATE TABLE %I.instagram_conversations (
-                 id                text PRIMARY KEY,
+                 id                text NOT NULL,
                  ig_account_id     text NOT NULL,
                  location_id       text,
                  participant_igsid text,
                  updated_time      timestamptz,
-                 created_at        timestamptz NOT NULL DEFAULT now())', v_schema);
+                 created_at        timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (%s))', v_schema, v_key);
         v_rel := ig_identity.inbox_table(v_nsp, 'instagram_conversations');
         EXECUTE pg_catalog.format(
             'CREATE INDEX instagram_conversations_location_id_idx ON %s (location_id)', v_rel);
@@ -441,14 +459,15 @@ BEGIN
     IF v_rel IS NULL THEN
         EXECUTE pg_catalog.format(
             'CREATE TABLE %I.instagram_messages (
-                 id              text PRIMARY KEY,
+                 id              text NOT NULL,
                  conversation_id text,
                  ig_account_id   text NOT NULL,
                  from_id         text,
                  to_id           text,
                  message         text,
                  created_at      timestamptz,
-                 is_echo         boolean NOT NULL DEFAULT false)', v_schema);
+                 is_echo         boolean NOT NULL DEFAULT false,
+                 PRIMARY KEY (%s))', v_schema, v_key);
         v_rel := ig_identity.inbox_table(v_nsp, 'instagram_messages');
         EXECUTE pg_catalog.format(
             'CREATE INDEX instagram_messages_account_created_idx ON %s (ig_account_id, created_at)',
@@ -518,7 +537,9 @@ BEGIN
         ['profile_pic',     'text'],
         ['profile_pic_url', 'text'],
         ['last_fetched_at', 'timestamptz'],
-        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
+        -- the name PostgreSQL would give it, written out: Citus adds a
+        -- column with a constraint only when the constraint is named
+        ['fetch_status',    'text NOT NULL DEFAULT ''ok'' CONSTRAINT instagram_user_cache_fetch_status_check CHECK (fetch_status IN (''ok'', ''consent_required'', ''unavailable'', ''error''))'],
         ['last_error_code', 'int'],
         ['fetch_attempts',  'int NOT NULL DEFAULT 0'],
         ['next_fetch_at',   'timestamptz'],
@@ -536,52 +557,78 @@ BEGIN
      * attributed and goes to the quarantine, with the candidates. Each
      * table is read as its own owner; the pairs travel as $1.
      */
-    SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
-      INTO v_pairs
-      FROM pg_catalog.unnest(
-               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
-                   'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
-                      FROM %s c
-                     WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL',
-                   ig_identity.inbox_table(v_nsp, 'instagram_conversations')))
-               OPERATOR(pg_catalog.||)
-               ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
-                   'SELECT DISTINCT pg_catalog.jsonb_build_array(u.id::text, m.ig_account_id::text)
-                      FROM %s m CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
-                     WHERE u.id IS NOT NULL AND m.ig_account_id IS NOT NULL',
-                   ig_identity.inbox_table(v_nsp, 'instagram_messages')))) AS p(pair);
-    v_candidates := pg_catalog.format(
-        'WITH pairs AS (
-             SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
-               FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
-         cand AS (
-             SELECT u.ctid AS tid,
-                    pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
-               FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
-              WHERE u.ig_account_id IS NULL
-              GROUP BY u.ctid)', v_rel);
-    v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
-         UPDATE %s u SET ig_account_id = c.accounts[1]
-           FROM cand c
-          WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
-      RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
-    rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
+    -- Only when some row lost its account: the statements below find
+    -- nothing otherwise, and a distributed cache (which cannot hold a NULL
+    -- account) need not run them. The participants that lost their account
+    -- are read first, then only their (participant, account) pairs, each
+    -- table as its own owner; the statements on the cache get the pairs as
+    -- $1: on Citus, with distributed conversations and messages next to a
+    -- local cache, those statements then touch no distributed table (Citus
+    -- refuses a distributed plan of an UPDATE or DELETE by ctid), and the
+    -- reads of the distributed tables test membership with the jsonb ?
+    -- operator, which Citus pushes to every shard (no correlated subquery).
+    v_lost := (ig_identity.as_owner(v_rel, pg_catalog.format(
+        'SELECT pg_catalog.jsonb_object_agg(d.uid, true)
+           FROM (SELECT DISTINCT t.ig_user_id::text AS uid FROM %s t
+                  WHERE t.ig_account_id IS NULL AND t.ig_user_id IS NOT NULL) AS d', v_rel)))[1];
+    IF v_lost IS NOT NULL THEN
+        SELECT COALESCE(pg_catalog.jsonb_agg(DISTINCT p.pair), '[]')
+          INTO v_pairs
+          FROM pg_catalog.unnest(
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_conversations'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(c.participant_igsid::text, c.ig_account_id::text)
+                          FROM %s c
+                         WHERE c.participant_igsid IS NOT NULL AND c.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) c.participant_igsid::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_conversations')), v_lost)
+                   OPERATOR(pg_catalog.||)
+                   ig_identity.as_owner(ig_identity.inbox_table(v_nsp, 'instagram_messages'), pg_catalog.format(
+                       'SELECT DISTINCT pg_catalog.jsonb_build_array(m.from_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.from_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.from_id::text
+                        UNION
+                        SELECT DISTINCT pg_catalog.jsonb_build_array(m.to_id::text, m.ig_account_id::text)
+                          FROM %1$s m
+                         WHERE m.to_id IS NOT NULL AND m.ig_account_id IS NOT NULL
+                           AND $1 OPERATOR(pg_catalog.?) m.to_id::text',
+                       ig_identity.inbox_table(v_nsp, 'instagram_messages')), v_lost)) AS p(pair);
+        v_candidates := pg_catalog.format(
+            'WITH pairs AS (
+                 SELECT p.pair ->> 0 AS uid, p.pair ->> 1 AS acc
+                   FROM pg_catalog.jsonb_array_elements($1) AS p(pair)),
+             cand AS (
+                 SELECT u.ctid AS tid,
+                        pg_catalog.array_agg(DISTINCT p.acc) FILTER (WHERE p.acc IS NOT NULL) AS accounts
+                   FROM %1$s u LEFT JOIN pairs p ON p.uid = u.ig_user_id::text
+                  WHERE u.ig_account_id IS NULL
+                  GROUP BY u.ctid)', v_rel);
+        v_rows := ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
+             UPDATE %s u SET ig_account_id = c.accounts[1]
+               FROM cand c
+              WHERE u.ctid = c.tid AND pg_catalog.cardinality(c.accounts) = 1
+          RETURNING pg_catalog.to_jsonb(1)', v_rel), v_pairs);
+        rows_recovered := rows_recovered + pg_catalog.cardinality(v_rows);
 
-    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-    SELECT v_label,
-           CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
-           CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
-                ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
-                                                                          m.r -> 'accounts')
-           END
-      FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format('
-         DELETE FROM %1$s u USING cand c
-          WHERE u.ctid = c.tid
-      RETURNING pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(c.accounts),
-                                              ''row_data'', pg_catalog.to_jsonb(u))', v_rel),
-             v_pairs)) AS m(r);
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    rows_quarantined := rows_quarantined + v_n;
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN 'no_account_found' ELSE 'ambiguous_account' END,
+               CASE WHEN m.r -> 'accounts' = 'null' THEN m.r -> 'row_data'
+                    ELSE (m.r -> 'row_data') || pg_catalog.jsonb_build_object('ig_identity_candidates',
+                                                                              m.r -> 'accounts')
+               END
+          FROM pg_catalog.unnest(ig_identity.as_owner(v_rel, v_candidates || pg_catalog.format(',
+             moved AS (
+                 DELETE FROM %1$s u USING cand c
+                  WHERE u.ctid = c.tid
+              RETURNING c.accounts AS accounts, u AS row_data)
+             SELECT pg_catalog.jsonb_build_object(''accounts'', pg_catalog.to_jsonb(m.accounts),
+                                                  ''row_data'', pg_catalog.to_jsonb(m.row_data))
+               FROM moved m', v_rel),
+                 v_pairs)) AS m(r);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_quarantined := rows_quarantined + v_n;
+    END IF;
 
     -- The business account stored as its own participant: the trap that
     -- made inboxes show the shop's name for the customer. The accounts'
@@ -591,6 +638,8 @@ BEGIN
       FROM ig_identity.accounts a
      WHERE a.self_igsid IS NOT NULL;
     rows_quarantined := rows_quarantined + ig_identity.quarantine_rows(v_rel, 'self_identity',
+        -- an expression on $1, not a correlated EXISTS: Citus runs it on
+        -- every shard of a distributed cache (the accounts are local)
         't.ig_user_id::text = t.ig_account_id::text
          OR t.ig_user_id::text = ($1 ->> t.ig_account_id::text)', v_selves);
 
@@ -602,43 +651,57 @@ BEGIN
      * table's owner, so the ctids the CTEs computed are the ones the UPDATE
      * and DELETE see; it returns the absorbed rows.
      */
-    v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
-        'WITH g AS (
-             SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
-                    (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
-                    (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.username IS NOT NULL))[1] AS username,
-                    (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.name IS NOT NULL))[1] AS name,
-                    (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
-                    (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
-                    (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
-                         FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
-               FROM %1$s u
-              GROUP BY u.ig_account_id, u.ig_user_id
-             HAVING pg_catalog.count(*) > 1),
-         kept AS (
-             UPDATE %1$s u
-                SET username = g.username, name = g.name, profile_pic = g.profile_pic,
-                    profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
-               FROM g
-              WHERE u.ctid = g.keep
-          RETURNING 1)
-         DELETE FROM %1$s u USING g
-          WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
-      RETURNING pg_catalog.to_jsonb(u)',
-        v_rel));
-    INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
-    SELECT v_label, 'merged_duplicate', r.row_data
-      FROM pg_catalog.unnest(v_rows) AS r(row_data);
-    GET DIAGNOSTICS v_n = ROW_COUNT;
-    rows_quarantined := rows_quarantined + v_n;
-    SELECT pg_catalog.count(*) INTO v_n
-      FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
-              FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
-    rows_merged := rows_merged + v_n;
+    -- With the unique key in place there is nothing to merge (the NULL
+    -- accounts and users are gone by now): skipped, which also spares a
+    -- distributed cache a statement Citus cannot run (ctids).
+    IF NOT ig_identity.has_unique_index(v_rel, ARRAY['ig_account_id', 'ig_user_id']::name[]) THEN
+        IF ig_identity.is_distributed(v_rel) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'feature_not_supported',
+                MESSAGE = pg_catalog.format('cannot repair %s: it is distributed without a unique key on (ig_account_id, ig_user_id)', v_rel),
+                DETAIL  = 'Merging duplicate identities needs row ids (ctid), which Citus does not allow across shards.',
+                HINT    = pg_catalog.format('Run SELECT undistribute_table(%L), install ig_identity (or SELECT * FROM ig_identity_repair()), then SELECT * FROM ig_identity_distribute().', v_rel::text);
+        END IF;
+        v_rows := ig_identity.as_owner(v_rel, pg_catalog.format(
+            'WITH g AS (
+                 SELECT u.ig_account_id AS k_account, u.ig_user_id AS k_user,
+                        (pg_catalog.array_agg(u.ctid ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid))[1] AS keep,
+                        (pg_catalog.array_agg(u.username ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.username IS NOT NULL))[1] AS username,
+                        (pg_catalog.array_agg(u.name ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.name IS NOT NULL))[1] AS name,
+                        (pg_catalog.array_agg(u.profile_pic ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic IS NOT NULL))[1] AS profile_pic,
+                        (pg_catalog.array_agg(u.profile_pic_url ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.profile_pic_url IS NOT NULL))[1] AS profile_pic_url,
+                        (pg_catalog.array_agg(u.last_fetched_at ORDER BY u.last_fetched_at DESC NULLS LAST, u.ctid)
+                             FILTER (WHERE u.last_fetched_at IS NOT NULL))[1] AS last_fetched_at
+                   FROM %1$s u
+                  GROUP BY u.ig_account_id, u.ig_user_id
+                 HAVING pg_catalog.count(*) > 1),
+             kept AS (
+                 UPDATE %1$s u
+                    SET username = g.username, name = g.name, profile_pic = g.profile_pic,
+                        profile_pic_url = g.profile_pic_url, last_fetched_at = g.last_fetched_at
+                   FROM g
+                  WHERE u.ig_account_id = g.k_account AND u.ctid = g.keep
+              RETURNING 1),
+             moved AS (
+                 DELETE FROM %1$s u USING g
+                  WHERE u.ig_account_id = g.k_account AND u.ig_user_id = g.k_user AND u.ctid <> g.keep
+              RETURNING u.*)
+             SELECT pg_catalog.to_jsonb(m) FROM moved m',
+            v_rel));
+        INSERT INTO ig_identity.quarantine (source_table, reason, row_data)
+        SELECT v_label, 'merged_duplicate', r.row_data
+          FROM pg_catalog.unnest(v_rows) AS r(row_data);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_quarantined := rows_quarantined + v_n;
+        SELECT pg_catalog.count(*) INTO v_n
+          FROM (SELECT DISTINCT r.row_data ->> 'ig_account_id', r.row_data ->> 'ig_user_id'
+                  FROM pg_catalog.unnest(v_rows) AS r(row_data)) AS d;
+        rows_merged := rows_merged + v_n;
+    END IF;
 
     -- profile_pic is what current code writes; profile_pic_url is kept
     -- equal for older readers.

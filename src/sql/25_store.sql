@@ -535,17 +535,21 @@ COMMENT ON FUNCTION @extschema@.ig_upsert_participant_identity(text, text, jsonb
 -- id: the masked id is the last resort, not an empty cell.
 CREATE FUNCTION @extschema@.ig_display_name(ig_account_id text, ig_user_id text)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT COALESCE(
+-- plpgsql, not sql: Citus plans a SQL function's parameterised statement
+-- without the values and cannot route it to a shard
+BEGIN
+    RETURN COALESCE(
         (SELECT COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''))
            FROM @extschema@.instagram_user_cache c
           WHERE c.ig_account_id = ig_display_name.ig_account_id
             AND c.ig_user_id = ig_display_name.ig_user_id
           LIMIT 1),
-        'user_******' || pg_catalog.right(COALESCE(ig_display_name.ig_user_id, ''), 4))
+        'user_******' || pg_catalog.right(COALESCE(ig_display_name.ig_user_id, ''), 4));
+END
 $fn$;
 
 COMMENT ON FUNCTION @extschema@.ig_display_name(text, text) IS
@@ -558,15 +562,21 @@ CREATE FUNCTION @extschema@.ig_identity_check(
     OUT null_account_rows bigint,
     OUT distinct_pairs    bigint,
     OUT quarantined_rows  bigint)
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+-- Two statements (one snapshot, the function being STABLE): Citus cannot
+-- push a subquery on a local table down next to the aggregates of a
+-- distributed cache.
+BEGIN
     SELECT pg_catalog.count(*),
            pg_catalog.count(*) FILTER (WHERE c.ig_account_id IS NULL),
-           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id)),
-           (SELECT pg_catalog.count(*) FROM ig_identity.quarantine)
-      FROM @extschema@.instagram_user_cache c
+           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id))
+      INTO total_rows, null_account_rows, distinct_pairs
+      FROM @extschema@.instagram_user_cache c;
+    SELECT pg_catalog.count(*) INTO quarantined_rows FROM ig_identity.quarantine;
+END
 $fn$;
 
 COMMENT ON FUNCTION @extschema@.ig_identity_check() IS

@@ -21,27 +21,39 @@
 -- The other party of an account's conversations.
 CREATE FUNCTION ig_identity.read_conversation_participants(p_ig_account_id text)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.participant_igsid), '{}')
       FROM @extschema@.instagram_conversations c
      WHERE c.ig_account_id = p_ig_account_id
        AND c.participant_igsid IS NOT NULL
+    );
+END
 $$;
 
 -- Senders and recipients of an account's messages since p_since.
 CREATE FUNCTION ig_identity.read_message_participants(p_ig_account_id text, p_since timestamptz)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT u.id), '{}')
       FROM @extschema@.instagram_messages m
      CROSS JOIN LATERAL (VALUES (m.from_id), (m.to_id)) AS u(id)
      WHERE m.ig_account_id = p_ig_account_id
        AND m.created_at >= p_since
        AND u.id IS NOT NULL
+    );
+END
 $$;
 
 -- Connected accounts with their credentials, for the fetcher.  Only
@@ -167,23 +179,42 @@ CREATE FUNCTION ig_identity.store_conversations(
     p_ig_account_id text, p_location_id text, p_ids text[], p_participants text[],
     p_updated timestamptz[])
 RETURNS text[]
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH before AS (
+DECLARE
+    v_changed text[];
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_conversations'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
+BEGIN
+    -- The conflict target follows the table's key (v_key). "before" is
+    -- MATERIALIZED so that Citus reads it before the upsert, as PostgreSQL's
+    -- single snapshot does.
+    EXECUTE pg_catalog.format($q$
+    WITH before AS MATERIALIZED (
         SELECT c.id, c.updated_time
           FROM @extschema@.instagram_conversations c
-         WHERE c.id = ANY (p_ids)
+         WHERE c.id = ANY ($3)
     ), up AS (
         INSERT INTO @extschema@.instagram_conversations AS c
                (id, ig_account_id, location_id, participant_igsid, updated_time)
-        SELECT s.id, p_ig_account_id, p_location_id, s.participant, s.updated
-          FROM unnest(p_ids, p_participants, p_updated) AS s(id, participant, updated)
-        ON CONFLICT (id) DO UPDATE
+        SELECT s.id, $1, $2, s.participant, s.updated
+          FROM unnest($3, $4, $5) AS s(id, participant, updated)
+        ON CONFLICT (%s) DO UPDATE
            SET participant_igsid = COALESCE(EXCLUDED.participant_igsid, c.participant_igsid),
                location_id = COALESCE(c.location_id, EXCLUDED.location_id),
                updated_time = GREATEST(c.updated_time, EXCLUDED.updated_time)
-         WHERE c.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+         WHERE c.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
            AND (c.participant_igsid IS DISTINCT FROM COALESCE(EXCLUDED.participant_igsid, c.participant_igsid)
                 OR c.updated_time IS DISTINCT FROM GREATEST(c.updated_time, EXCLUDED.updated_time)
                 OR c.location_id IS NULL)
@@ -192,6 +223,11 @@ AS $$
     SELECT COALESCE(pg_catalog.array_agg(up.id ORDER BY up.id), '{}')
       FROM up LEFT JOIN before b ON b.id = up.id
      WHERE b.id IS NULL OR b.updated_time IS DISTINCT FROM up.updated_time
+    $q$, v_key)
+    INTO v_changed
+    USING p_ig_account_id, p_location_id, p_ids, p_participants, p_updated;
+    RETURN v_changed;
+END
 $$;
 
 -- Stores messages (sync or webhook), deduplicated on the message id (mid);
@@ -201,29 +237,51 @@ CREATE FUNCTION ig_identity.store_messages(
     p_ig_account_id text, p_ids text[], p_conversation_ids text[], p_from text[], p_to text[],
     p_texts text[], p_created timestamptz[], p_echo boolean[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_new bigint;
+    -- (id) where a unique index on id alone exists (one node, as before),
+    -- else (ig_account_id, id), the key a distributed table has. Read here
+    -- from the catalog: this runs as the table's owner, who may not use
+    -- schema ig_identity.
+    v_key text := CASE WHEN EXISTS (
+            SELECT 1 FROM pg_catalog.pg_index i
+             WHERE i.indrelid = '@extschema@.instagram_messages'::pg_catalog.regclass
+               AND i.indisunique AND i.indisvalid AND i.indimmediate
+               AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 1
+               AND i.indkey[0] = (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid = i.indrelid AND a.attname = 'id'))
+        THEN 'id' ELSE 'ig_account_id, id' END;
+BEGIN
+    -- The conflict target follows the table's key, as in store_conversations.
+    EXECUTE pg_catalog.format($q$
     WITH rows AS (
         SELECT s.*,
                -- the C code filled the conversations in, reading
                -- instagram_conversations as its own owner (37_mixed_owners.sql)
                s.conversation_id AS conv
-          FROM unnest(p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo)
+          FROM unnest($2, $3, $4, $5, $6, $7, $8)
                AS s(id, conversation_id, from_id, to_id, message, created_at, is_echo)
     ), ins AS (
         INSERT INTO @extschema@.instagram_messages AS m
                (id, conversation_id, ig_account_id, from_id, to_id, message, created_at, is_echo)
-        SELECT DISTINCT ON (r.id) r.id, r.conv, p_ig_account_id, r.from_id, r.to_id, r.message,
+        SELECT DISTINCT ON (r.id) r.id, r.conv, $1, r.from_id, r.to_id, r.message,
                r.created_at, r.is_echo
           FROM rows r
-        ON CONFLICT (id) DO UPDATE
+        ON CONFLICT (%s) DO UPDATE
            SET conversation_id = EXCLUDED.conversation_id
          WHERE m.conversation_id IS NULL AND EXCLUDED.conversation_id IS NOT NULL
-           AND m.ig_account_id = p_ig_account_id -- never another account's row (35_tenant_ids.sql)
+           AND m.ig_account_id = $1 -- never another account's row (35_tenant_ids.sql)
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted) FROM ins
+    $q$, v_key)
+    INTO v_new
+    USING p_ig_account_id, p_ids, p_conversation_ids, p_from, p_to, p_texts, p_created, p_echo;
+    RETURN v_new;
+END
 $$;
 
 -- Which of these participants need a fetch, by the cache: anyone without a
@@ -233,9 +291,13 @@ $$;
 CREATE FUNCTION ig_identity.read_identities_wanted(p_ig_account_id text, p_ig_user_ids text[],
                                                    p_inbound boolean[])
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT s.ig_user_id), '{}')
       FROM unnest(p_ig_user_ids, p_inbound) AS s(ig_user_id, inbound)
       LEFT JOIN @extschema@.instagram_user_cache c
@@ -244,6 +306,8 @@ AS $$
        AND (c.ig_user_id IS NULL
             OR c.username IS NULL AND c.fetch_status IN ('ok', 'error')
             OR (s.inbound AND c.fetch_status = 'consent_required'))
+    );
+END
 $$;
 
 -- Queues participants (chosen by read_identities_wanted) for the worker,
@@ -307,16 +371,30 @@ CREATE TYPE @extschema@.ig_identity_profile AS (
 -- display name is worked out here (as ig_display_name does) from the row.
 CREATE FUNCTION ig_identity.cache_row(p_ig_account_id text, p_ig_user_id text)
 RETURNS @extschema@.ig_identity_profile
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT c.ig_account_id, c.ig_user_id, c.username, c.name, c.profile_pic, c.fetch_status,
-           c.last_error_code, c.last_fetched_at,
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+-- (the casts: a row returned from PL/pgSQL must match the type exactly,
+-- and a legacy cache may have varchar columns)
+DECLARE
+    v record;
+BEGIN
+    FOR v IN
+    SELECT c.ig_account_id::text, c.ig_user_id::text, c.username::text, c.name::text,
+           c.profile_pic::text, c.fetch_status::text,
+           c.last_error_code::int, c.last_fetched_at::timestamptz,
            COALESCE(NULLIF(c.username, ''), NULLIF(c.name, ''),
-                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))
+                    'user_******' || pg_catalog.right(COALESCE(c.ig_user_id, ''), 4))::text
       FROM @extschema@.instagram_user_cache c
      WHERE c.ig_account_id = p_ig_account_id AND c.ig_user_id = p_ig_user_id
      LIMIT 1
+    LOOP
+        RETURN v;
+    END LOOP;
+    RETURN NULL;
+END
 $$;
 
 -- The fetch functions run as their caller (the app's triggers on the inbox

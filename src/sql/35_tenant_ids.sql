@@ -17,24 +17,34 @@
 -- p_ids the table stores for an account other than p_ig_account_id.
 CREATE FUNCTION ig_identity.read_foreign_conversation_ids(p_ig_account_id text, p_ids text[])
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT c.id::text), '{}')
       FROM @extschema@.instagram_conversations c
      WHERE c.id::text = ANY (p_ids)
-       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+       AND c.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
 $$;
 
 CREATE FUNCTION ig_identity.read_foreign_message_ids(p_ig_account_id text, p_ids text[])
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+BEGIN
+    RETURN (
     SELECT COALESCE(pg_catalog.array_agg(DISTINCT m.id::text), '{}')
       FROM @extschema@.instagram_messages m
      WHERE m.id::text = ANY (p_ids)
-       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id
+       AND m.ig_account_id::text IS DISTINCT FROM p_ig_account_id);
+END
 $$;
 
 -- Stores the copies (as the extension owner: the quarantine is private);

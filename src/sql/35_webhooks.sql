@@ -114,16 +114,20 @@ $$;
 -- store_messages): the row stays, its text goes. Returns the rows cleared.
 CREATE FUNCTION ig_identity.clear_unsent_messages(p_ig_account_id text, p_mids text[])
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH up AS (
-        UPDATE @extschema@.instagram_messages m
-           SET message = NULL
-         WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL
-        RETURNING 1
-    )
-    SELECT count(*) FROM up
+-- plpgsql, not sql: Citus plans no SQL function's parameterised statement
+-- on a distributed table
+DECLARE
+    v_n bigint;
+BEGIN
+    UPDATE @extschema@.instagram_messages m
+       SET message = NULL
+     WHERE m.ig_account_id = p_ig_account_id AND m.id = ANY (p_mids) AND m.message IS NOT NULL;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RETURN v_n;
+END
 $$;
 
 -- Postbacks and referrals. Returns how many were new.

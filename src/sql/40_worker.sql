@@ -84,13 +84,18 @@ RETURNS TABLE (ig_account_id text, self_igsid text, queued bigint)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- on Citus, not the accounts whose worker node is down (60_citus.sql)
+    WITH down AS MATERIALIZED (
+        SELECT ig_identity.citus_unreachable_accounts() AS ids
+    )
     SELECT a.ig_account_id, a.self_igsid,
            (SELECT pg_catalog.count(*) FROM ig_identity.refresh_queue q
              WHERE q.ig_account_id = a.ig_account_id)
-      FROM ig_identity.accounts a
+      FROM ig_identity.accounts a, down
      WHERE a.status IN ('active', 'paused')
        AND (a.paused_until IS NULL OR a.paused_until <= pg_catalog.now())
        AND (a.status = 'active' OR a.paused_until IS NOT NULL)
+       AND a.ig_account_id <> ALL (down.ids)
      ORDER BY a.ig_account_id
 $$;
 
@@ -100,9 +105,13 @@ $$;
 CREATE FUNCTION ig_identity.read_stale_identities(p_ig_account_ids text[], p_self_igsids text[],
                                                   p_stale_after_s int, p_limit int)
 RETURNS text[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- plpgsql, not sql: Citus plans a SQL function's parameterised
+-- statement without the values and cannot route it to a shard
+BEGIN
+    RETURN (
     WITH due AS (
         SELECT c.ig_account_id, c.ig_user_id,
                CASE WHEN c.username IS NULL THEN 'new' ELSE 'stale' END AS reason,
@@ -111,6 +120,9 @@ AS $$
           JOIN unnest(p_ig_account_ids, p_self_igsids) AS a(ig_account_id, self_igsid)
             ON a.ig_account_id = c.ig_account_id
          WHERE c.ig_user_id <> a.ig_account_id
+           -- the same as the join, written so that Citus reads only these
+           -- accounts' shards
+           AND c.ig_account_id = ANY (p_ig_account_ids)
            AND c.ig_user_id IS DISTINCT FROM a.self_igsid
            AND c.fetch_status IS DISTINCT FROM 'consent_required'
            AND (c.next_fetch_at IS NULL OR c.next_fetch_at <= pg_catalog.now())
@@ -123,6 +135,8 @@ AS $$
     SELECT COALESCE(pg_catalog.array_agg(v.x ORDER BY d.ord, v.k), '{}')
       FROM due d
      CROSS JOIN LATERAL (VALUES (1, d.ig_account_id), (2, d.ig_user_id), (3, d.reason)) AS v(k, x)
+    );
+END
 $$;
 
 -- Queues the first p_limit of those candidates that are not queued yet,

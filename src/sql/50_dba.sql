@@ -76,15 +76,21 @@ CREATE OR REPLACE FUNCTION @extschema@.ig_identity_check(
     OUT null_account_rows bigint,
     OUT distinct_pairs    bigint,
     OUT quarantined_rows  bigint)
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $fn$
+-- Two statements (one snapshot, the function being STABLE): Citus cannot
+-- push a subquery on a local table down next to the aggregates of a
+-- distributed cache.
+BEGIN
     SELECT pg_catalog.count(*),
            pg_catalog.count(*) FILTER (WHERE c.ig_account_id IS NULL),
-           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id)),
-           (SELECT pg_catalog.count(*) FROM @extschema@.ig_identity_quarantine)
-      FROM @extschema@.instagram_user_cache c
+           pg_catalog.count(DISTINCT (c.ig_account_id, c.ig_user_id))
+      INTO total_rows, null_account_rows, distinct_pairs
+      FROM @extschema@.instagram_user_cache c;
+    SELECT pg_catalog.count(*) INTO quarantined_rows FROM @extschema@.ig_identity_quarantine;
+END
 $fn$;
 
 /*
