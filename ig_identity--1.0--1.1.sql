@@ -2758,37 +2758,20 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_nsp   oid := '@extschema@'::pg_catalog.regnamespace;
-    v_kept  regclass;
-    v_owner oid;
-    v_rows  jsonb;
+    v_nsp     oid := '@extschema@'::pg_catalog.regnamespace;
+    v_kept    regclass;
+    v_owner   oid;
+    v_rows    jsonb;
+    v_skipped bigint;
 BEGIN
     IF NOT COALESCE((SELECT r.rolsuper FROM pg_catalog.pg_roles r
                       WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER), false) THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(q) ORDER BY q.id) INTO v_rows
-      FROM ig_identity.quarantine q;
-    IF v_rows IS NULL THEN
-        RETURN;
-    END IF;
-
-    SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
-     WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
-       AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
-    IF v_kept IS NULL THEN
-        EXECUTE pg_catalog.format(
-            'CREATE TABLE %I.ig_identity_quarantine_kept (
-                 quarantine_id  bigint NOT NULL,
-                 source_table   text NOT NULL,
-                 reason         text NOT NULL,
-                 row_data       jsonb NOT NULL,
-                 quarantined_at timestamptz NOT NULL,
-                 kept_at        timestamptz NOT NULL DEFAULT pg_catalog.now())',
-            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) v_nsp));
-        SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
-         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
-           AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+    -- Whatever goes wrong here is a WARNING: this runs for every extension's
+    -- drop, and must never stop one (nor hand rows to the wrong role).
+    BEGIN
+        -- The kept table belongs to the cache's owner (else the database's).
         SELECT c.relowner INTO v_owner FROM pg_catalog.pg_class c
          WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
            AND c.relname OPERATOR(pg_catalog.=) 'instagram_user_cache';
@@ -2796,26 +2779,75 @@ BEGIN
             SELECT d.datdba INTO v_owner FROM pg_catalog.pg_database d
              WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
         END IF;
-        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', v_kept,
-            (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) v_owner));
-    END IF;
+        -- Only rows of tables that owner owns: with mixed owners, neither
+        -- owner may read the other's rows (37_mixed_owners.sql).
+        SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(q) ORDER BY q.id)
+                   FILTER (WHERE o.relowner OPERATOR(pg_catalog.=) v_owner),
+               pg_catalog.count(*) FILTER (WHERE o.relowner IS DISTINCT FROM v_owner)
+          INTO v_rows, v_skipped
+          FROM ig_identity.quarantine q
+          LEFT JOIN pg_catalog.pg_class o ON o.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(q.source_table);
+        IF v_skipped OPERATOR(pg_catalog.>) 0 THEN
+            RAISE WARNING USING
+                MESSAGE = pg_catalog.format('%s quarantined rows of tables with another owner than instagram_user_cache''s are not kept', v_skipped),
+                HINT    = 'Copy them from ig_identity.quarantine before dropping ig_identity if they are needed.';
+        END IF;
+        IF v_rows IS NULL THEN
+            RETURN;
+        END IF;
 
-    PERFORM ig_identity.as_owner(v_kept, pg_catalog.format(
-        'INSERT INTO %s AS k (quarantine_id, source_table, reason, row_data, quarantined_at)
-         SELECT (r.value OPERATOR(pg_catalog.->>) ''id'')::pg_catalog.int8,
-                r.value OPERATOR(pg_catalog.->>) ''source_table'',
-                r.value OPERATOR(pg_catalog.->>) ''reason'',
-                r.value OPERATOR(pg_catalog.->) ''row_data'',
-                (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz
-           FROM pg_catalog.jsonb_array_elements($1) AS r
-          WHERE NOT EXISTS (
-                SELECT 1 FROM %s AS o
-                 WHERE o.source_table OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''source_table'')
-                   AND o.reason OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''reason'')
-                   AND o.row_data OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->) ''row_data'')
-                   AND o.quarantined_at OPERATOR(pg_catalog.=)
-                       (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz)',
-        v_kept, v_kept), v_rows);
+        SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+         WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+           AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+        IF v_kept IS NOT NULL THEN
+            -- someone else's object of that name gets nothing
+            IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                            WHERE c.oid OPERATOR(pg_catalog.=) v_kept
+                              AND c.relkind OPERATOR(pg_catalog.=) 'r'
+                              AND c.relowner OPERATOR(pg_catalog.=) v_owner) THEN
+                RAISE WARNING USING
+                    MESSAGE = pg_catalog.format('the quarantine is not kept: %s is not a table owned by %s',
+                                                v_kept, pg_catalog.pg_get_userbyid(v_owner)),
+                    HINT    = 'Drop or rename that object, or copy ig_identity.quarantine before dropping ig_identity.';
+                RETURN;
+            END IF;
+        ELSE
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE %I.ig_identity_quarantine_kept (
+                     quarantine_id  bigint NOT NULL,
+                     source_table   text NOT NULL,
+                     reason         text NOT NULL,
+                     row_data       jsonb NOT NULL,
+                     quarantined_at timestamptz NOT NULL,
+                     kept_at        timestamptz NOT NULL DEFAULT pg_catalog.now())',
+                (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) v_nsp));
+            SELECT c.oid INTO v_kept FROM pg_catalog.pg_class c
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) v_nsp
+               AND c.relname OPERATOR(pg_catalog.=) 'ig_identity_quarantine_kept';
+            EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', v_kept, pg_catalog.pg_get_userbyid(v_owner));
+        END IF;
+
+        PERFORM ig_identity.as_owner(v_kept, pg_catalog.format(
+            'INSERT INTO %s AS k (quarantine_id, source_table, reason, row_data, quarantined_at)
+             SELECT (r.value OPERATOR(pg_catalog.->>) ''id'')::pg_catalog.int8,
+                    r.value OPERATOR(pg_catalog.->>) ''source_table'',
+                    r.value OPERATOR(pg_catalog.->>) ''reason'',
+                    r.value OPERATOR(pg_catalog.->) ''row_data'',
+                    (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz
+               FROM pg_catalog.jsonb_array_elements($1) AS r
+              WHERE NOT EXISTS (
+                    SELECT 1 FROM %s AS o
+                     WHERE o.source_table OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''source_table'')
+                       AND o.reason OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->>) ''reason'')
+                       AND o.row_data OPERATOR(pg_catalog.=) (r.value OPERATOR(pg_catalog.->) ''row_data'')
+                       AND o.quarantined_at OPERATOR(pg_catalog.=)
+                           (r.value OPERATOR(pg_catalog.->>) ''quarantined_at'')::pg_catalog.timestamptz)',
+            v_kept, v_kept), v_rows);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING USING
+            MESSAGE = 'the quarantine could not be kept: ' OPERATOR(pg_catalog.||) SQLERRM,
+            HINT    = 'Copy ig_identity.quarantine before dropping ig_identity if its rows are needed.';
+    END;
 END
 $fn$;
 

@@ -44,8 +44,8 @@ $node->safe_psql('d4', 'GRANT CREATE ON DATABASE d4 TO eve');
 ($ret, $out, $err) = psql_as('d4', 'eve', q{CREATE SCHEMA aaa; CREATE TABLE aaa.instagram_user_cache (x int)});
 is($ret, 0, 'eve makes her own schema with a table of that name');
 ($ret, $out, $err) = psql_as('d4', 'postgres', 'CREATE EXTENSION ig_identity');
-unlike($err, qr/CREATE EXTENSION ig_identity SCHEMA aaa/,
-	"the refusal does not tell the superuser to install into eve's schema") or diag($err);
+like($err, qr/SCHEMA aaa \(that schema belongs to role eve: install there only if it is the app's\)/,
+	"the refusal says whose schema it would name, so a superuser does not install into eve's unawares") or diag($err);
 
 $node->stop;
 done_testing();
