@@ -7,7 +7,7 @@
 # later one. The code path only needs the key (ig_account_id, id) without a
 # unique index on id alone, which is what a Citus coordinator has; a single
 # node with that key shows it without building a Citus cluster.
-# NOT run by default (.off): it documents the defect; rename to .pl to run.
+# Fixed: the CTE reads this account's rows only.
 use strict;
 use warnings;
 use FindBin;
