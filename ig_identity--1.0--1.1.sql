@@ -3699,6 +3699,9 @@ BEGIN
         SELECT c.id, c.updated_time
           FROM @extschema@.instagram_conversations c
          WHERE c.id = ANY ($3)
+           AND c.ig_account_id = $1 -- this account's rows only: under the
+                                    -- key (ig_account_id, id) another
+                                    -- account may hold the same id
     ), up AS (
         INSERT INTO @extschema@.instagram_conversations AS c
                (id, ig_account_id, location_id, participant_igsid, updated_time)
