@@ -231,6 +231,26 @@ LANGUAGE c VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
 
+-- The worker's state for ig_identity_status.  A view runs the functions it
+-- calls with the reader's rights, so a monitoring role granted SELECT on the
+-- view still failed on ig_identity_worker_state (closed to PUBLIC).  This is
+-- the same C function under a private name, executable by PUBLIC but in
+-- schema ig_identity, where PUBLIC has no USAGE: no role but the extension's
+-- owner can name it, so it is reached only through the view, whose SELECT
+-- is the grant that decides.  It reads shared memory only (the worker's
+-- counters and last error, never a token) and is not SECURITY DEFINER.
+CREATE FUNCTION ig_identity.status_worker_state(
+    OUT pid int, OUT last_cycle_start timestamptz, OUT last_cycle_end timestamptz,
+    OUT cycles bigint, OUT identities_refreshed bigint, OUT failures bigint,
+    OUT last_error text, OUT errors bigint, OUT in_flight int, OUT wakeups bigint,
+    OUT last_error_at timestamptz, OUT started_at timestamptz)
+RETURNS record
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'ig_identity_worker_state';
+-- (Granted to PUBLIC in 90_privileges_and_restore.sql, after the blanket
+-- REVOKE on schema ig_identity's functions.)
+
 -- Per connected account: state, queue, last success and error, pause, rate
 -- limit usage, webhook dead letters (those without an account on every
 -- line); plus the worker's state; the token's expiry.  Never a token.
@@ -265,7 +285,7 @@ SELECT a.ig_account_id,
                min(r.not_before) AS next_due
           FROM ig_identity.refresh_queue r
          WHERE r.ig_account_id = a.ig_account_id) q ON true
- CROSS JOIN @extschema@.ig_identity_worker_state() w;
+ CROSS JOIN ig_identity.status_worker_state() w;
 
 -- Monitoring without secrets: nothing for PUBLIC; pg_monitor members (and
 -- roles granted these explicitly) may look.

@@ -149,7 +149,7 @@ SELECT r.id AS run_id,
   FROM (SELECT * FROM ig_identity.refresh_runs
          WHERE source OPERATOR(pg_catalog.=) 'worker'
          ORDER BY id DESC LIMIT 1) r
- CROSS JOIN @extschema@.ig_identity_worker_state() w
+ CROSS JOIN ig_identity.status_worker_state() w
  CROSS JOIN LATERAL (
         SELECT CASE WHEN r.finished_at > r.started_at
                     THEN ((r.refreshed + r.failed)
